@@ -1,0 +1,68 @@
+package tracker
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzDecodeRequest feeds arbitrary bytes to the message decoder: it must
+// return a request or a *requestError, never panic, and any reply it leads
+// to must be valid JSON carrying an action.
+func FuzzDecodeRequest(f *testing.F) {
+	f.Add([]byte(`{"numwant":5,"uploaded":0,"downloaded":0,"event":"started","action":"announce","info_hash":"tBBwJ0eaWm83RZGsvsTu","peer_id":"-PM0203-A3uDGtPH5YH4","offers":[{"offer":{"type":"offer","sdp":"v=0\r\n"},"offer_id":"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013"}]}`))
+	f.Add([]byte(`{"action":"scrape","info_hash":["tBBwJ0eaWm83RZGsvsTu"]}`))
+	f.Add([]byte(`{"action":"announce","info_hash":"…","peer_id":"-PM0203-asj3uA7gyGY6","to_peer_id":"-PM0203-A3uDGtPH5YH4","answer":{"type":"answer","sdp":"…"},"offer_id":"01234567890123456789"}`))
+	cfg := Config{}.withDefaults()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := decodeRequest(data, &cfg)
+		if err != nil {
+			re, ok := err.(*requestError)
+			if !ok {
+				t.Fatalf("error of type %T", err)
+			}
+			out := appendFailure(nil, re)
+			var m map[string]any
+			if json.Unmarshal(out, &m) != nil || m["action"] == nil || m["failure reason"] == nil {
+				t.Fatalf("failure reply is not valid: %s", out)
+			}
+			return
+		}
+		if req.Action != actionAnnounce && req.Action != actionScrape {
+			t.Fatalf("accepted action %q", req.Action)
+		}
+		if req.Action == actionAnnounce {
+			ih, err := singleInfoHash(req.InfoHash)
+			if err != nil || checkBinaryString(*req.PeerID) != nil {
+				t.Fatalf("accepted announce with bad ids: %q %v", ih, err)
+			}
+			for _, o := range req.Offers {
+				out := appendRelayedOffer(nil, ih, *req.PeerID, o.OfferID, o.Offer)
+				var m map[string]any
+				if err := json.Unmarshal(out, &m); err != nil {
+					t.Fatalf("relayed offer is not JSON: %v: %s", err, out)
+				}
+				if m["offer_id"] != o.OfferID || m["info_hash"] != ih {
+					t.Fatalf("relayed offer changed ids: %s", out)
+				}
+			}
+		}
+	})
+}
+
+// FuzzAppendString checks that every binary string survives being written
+// by appendString and read back by a JSON decoder.
+func FuzzAppendString(f *testing.F) {
+	f.Add([]byte("\x00\x01\x08\x0c\x1f\"\\\xa5\xff abc"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		runes := make([]rune, len(raw))
+		for i, b := range raw {
+			runes[i] = rune(b)
+		}
+		s := string(runes)
+		var back string
+		out := appendString(nil, s)
+		if err := json.Unmarshal(out, &back); err != nil || back != s {
+			t.Fatalf("round trip of %q gave %q (%v) via %s", s, back, err, out)
+		}
+	})
+}

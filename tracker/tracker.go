@@ -1,0 +1,353 @@
+package tracker
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// failureKind classifies failure replies for statistics.
+type failureKind int
+
+const (
+	failInvalid failureKind = iota
+	failRateLimited
+	failUnauthorized
+	failPeerIDTaken
+	failTooManySwarms
+	numFailureKinds
+)
+
+// FailureKinds names the failure classes, in the order of Stats.Failures.
+var FailureKinds = [numFailureKinds]string{"invalid", "rate_limited", "unauthorized", "peer_id_taken", "too_many_swarms"}
+
+// Rejection reasons for upgrades that were refused.
+const (
+	rejectOrigin = iota
+	rejectPerIP
+	rejectClosed
+	rejectUpgrade
+	numRejectKinds
+)
+
+// RejectKinds names the upgrade rejection classes, in the order of
+// Stats.Rejected.
+var RejectKinds = [numRejectKinds]string{"origin", "per_ip_limit", "closed", "bad_upgrade"}
+
+type counters struct {
+	accepted             atomic.Int64
+	rejected             [numRejectKinds]atomic.Int64
+	slowDropped          atomic.Int64
+	announces            atomic.Int64
+	scrapes              atomic.Int64
+	offersRelayed        atomic.Int64
+	answersRelayed       atomic.Int64
+	answersUndeliverable atomic.Int64
+	failures             [numFailureKinds]atomic.Int64
+	expired              atomic.Int64
+}
+
+// Stats is a snapshot of a tracker's totals.
+type Stats struct {
+	Connections          int              `json:"connections"`
+	Swarms               int              `json:"swarms"`
+	Peers                int              `json:"peers"`
+	Accepted             int64            `json:"connections_accepted"`
+	Rejected             map[string]int64 `json:"connections_rejected"`
+	SlowDropped          int64            `json:"slow_readers_dropped"`
+	Announces            int64            `json:"announces"`
+	Scrapes              int64            `json:"scrapes"`
+	OffersRelayed        int64            `json:"offers_relayed"`
+	AnswersRelayed       int64            `json:"answers_relayed"`
+	AnswersUndeliverable int64            `json:"answers_undeliverable"`
+	Failures             map[string]int64 `json:"failures"`
+	PeersExpired         int64            `json:"peers_expired"`
+}
+
+// Option configures a Tracker at construction.
+type Option func(*Tracker)
+
+// WithSwarms replaces the in-memory swarm registry, for example with a
+// clustered one.
+func WithSwarms(s Swarms) Option { return func(t *Tracker) { t.swarms = s } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(t *Tracker) { t.log = l } }
+
+// WithClientIP sets how the client address of a request is found, for the
+// per-IP limit (for example honouring trusted proxies). The default uses
+// the host of r.RemoteAddr.
+func WithClientIP(f func(*http.Request) string) Option { return func(t *Tracker) { t.clientIP = f } }
+
+// Tracker is a WebTorrent tracker. It is an http.Handler that upgrades
+// requests to WebSockets; it owns the sockets it accepted and closes them
+// on Close.
+type Tracker struct {
+	cfg      atomic.Pointer[Config]
+	auth     atomic.Pointer[authBox]
+	swarms   Swarms
+	log      *slog.Logger
+	clientIP func(*http.Request) string
+	upgrader websocket.Upgrader
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	perIP  map[string]int
+	closed bool
+
+	stats counters
+}
+
+type authBox struct{ a Authorizer }
+
+// New returns a running Tracker; call Close to stop it.
+func New(cfg Config, opts ...Option) (*Tracker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Tracker{
+		log:   slog.New(slog.DiscardHandler),
+		conns: make(map[*conn]struct{}),
+		perIP: make(map[string]int),
+	}
+	c := cfg.withDefaults()
+	t.cfg.Store(&c)
+	for _, o := range opts {
+		o(t)
+	}
+	if t.swarms == nil {
+		t.swarms = NewMemorySwarms()
+	}
+	if t.clientIP == nil {
+		t.clientIP = remoteHost
+	}
+	t.upgrader = websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.wg.Add(1)
+	go t.janitor()
+	return t, nil
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (t *Tracker) config() *Config { return t.cfg.Load() }
+
+// SetConfig changes the limits of a running tracker; sockets pick up the new
+// values with their next message.
+func (t *Tracker) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	c := cfg.withDefaults()
+	t.cfg.Store(&c)
+	return nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (t *Tracker) Config() Config { return *t.config() }
+
+// SetAuthorizer sets or, with nil, removes the authorizer.
+func (t *Tracker) SetAuthorizer(a Authorizer) { t.auth.Store(&authBox{a}) }
+
+func (t *Tracker) authorizer() Authorizer {
+	if b := t.auth.Load(); b != nil {
+		return b.a
+	}
+	return nil
+}
+
+// Swarms returns the swarm registry.
+func (t *Tracker) Swarms() Swarms { return t.swarms }
+
+// ServeHTTP upgrades the request to a tracker WebSocket.
+func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cfg := t.config()
+	origin := r.Header.Get("Origin")
+	if !originAllowed(cfg.AllowedOrigins, origin) {
+		t.stats.rejected[rejectOrigin].Add(1)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		t.stats.rejected[rejectUpgrade].Add(1)
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this is a WebTorrent tracker: connect with a WebSocket", http.StatusUpgradeRequired)
+		return
+	}
+	ip := t.clientIP(r)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.stats.rejected[rejectClosed].Add(1)
+		http.Error(w, "tracker is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if cfg.MaxConnsPerIP > 0 && t.perIP[ip] >= cfg.MaxConnsPerIP {
+		t.mu.Unlock()
+		t.stats.rejected[rejectPerIP].Add(1)
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
+	t.perIP[ip]++ // reserved before the upgrade so concurrent upgrades count
+	t.mu.Unlock()
+
+	ws, err := t.upgrader.Upgrade(hijackWriter{w}, r, nil)
+	if err != nil {
+		// Upgrade has already written an HTTP error.
+		t.stats.rejected[rejectUpgrade].Add(1)
+		t.releaseIP(ip)
+		return
+	}
+	c := &conn{t: t, ws: ws, remoteIP: ip, origin: origin}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.releaseIP(ip)
+		c.closeWith(websocket.CloseGoingAway, "tracker is shutting down")
+		return
+	}
+	t.conns[c] = struct{}{}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	t.stats.accepted.Add(1)
+	// Run the socket on a fresh goroutine and let the HTTP handler return:
+	// the handler goroutine's stack is deep after a middleware chain, and a
+	// new goroutine parks on a much smaller one.
+	go c.readLoop()
+}
+
+func (t *Tracker) releaseIP(ip string) {
+	t.mu.Lock()
+	if t.perIP[ip] <= 1 {
+		delete(t.perIP, ip)
+	} else {
+		t.perIP[ip]--
+	}
+	t.mu.Unlock()
+}
+
+// removeConn forgets a closed socket and everything it held.
+func (t *Tracker) removeConn(c *conn) {
+	for _, p := range c.pairs {
+		t.swarms.Leave(p.infoHash, p.peerID, c)
+	}
+	c.pairs = nil
+	t.mu.Lock()
+	if _, ok := t.conns[c]; ok {
+		delete(t.conns, c)
+		if t.perIP[c.remoteIP] <= 1 {
+			delete(t.perIP, c.remoteIP)
+		} else {
+			t.perIP[c.remoteIP]--
+		}
+	}
+	t.mu.Unlock()
+}
+
+// janitor pings sockets and expires peers that stopped re-announcing.
+func (t *Tracker) janitor() {
+	defer t.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastPing, lastExpire time.Time
+	var batch []*conn
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case now := <-tick.C:
+			cfg := t.config()
+			if now.Sub(lastPing) >= cfg.PingInterval {
+				lastPing = now
+				batch = t.snapshot(batch[:0])
+				for i, c := range batch {
+					c.ping()
+					batch[i] = nil
+				}
+			}
+			if now.Sub(lastExpire) >= cfg.PeerTimeout/4 {
+				lastExpire = now
+				if n := t.swarms.Expire(now.Add(-cfg.PeerTimeout)); n > 0 {
+					t.stats.expired.Add(int64(n))
+				}
+			}
+		}
+	}
+}
+
+func (t *Tracker) snapshot(dst []*conn) []*conn {
+	t.mu.Lock()
+	for c := range t.conns {
+		dst = append(dst, c)
+	}
+	t.mu.Unlock()
+	return dst
+}
+
+// Close closes every socket with "going away", stops background work and
+// waits for all of the tracker's goroutines to end.
+func (t *Tracker) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.mu.Unlock()
+	t.cancel()
+	for _, c := range t.snapshot(nil) {
+		c.closeWith(websocket.CloseGoingAway, "tracker is shutting down")
+	}
+	t.wg.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of the totals.
+func (t *Tracker) Stats() Stats {
+	swarms, peers := t.swarms.Totals()
+	t.mu.Lock()
+	conns := len(t.conns)
+	t.mu.Unlock()
+	s := Stats{
+		Connections:          conns,
+		Swarms:               swarms,
+		Peers:                peers,
+		Accepted:             t.stats.accepted.Load(),
+		Rejected:             make(map[string]int64, numRejectKinds),
+		SlowDropped:          t.stats.slowDropped.Load(),
+		Announces:            t.stats.announces.Load(),
+		Scrapes:              t.stats.scrapes.Load(),
+		OffersRelayed:        t.stats.offersRelayed.Load(),
+		AnswersRelayed:       t.stats.answersRelayed.Load(),
+		AnswersUndeliverable: t.stats.answersUndeliverable.Load(),
+		Failures:             make(map[string]int64, numFailureKinds),
+		PeersExpired:         t.stats.expired.Load(),
+	}
+	for i, name := range RejectKinds {
+		s.Rejected[name] = t.stats.rejected[i].Load()
+	}
+	for i, name := range FailureKinds {
+		s.Failures[name] = t.stats.failures[i].Load()
+	}
+	return s
+}

@@ -1,0 +1,363 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestAnnounceResponseMatchesReference(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	a := dial(t, url)
+	// The browser's first announce of §2.4, without offers.
+	a.send(`{"numwant":5,"uploaded":0,"downloaded":0,"event":"started","action":"announce","info_hash":"` + specInfoHash + `","peer_id":"` + specPeerA + `","offers":[]}`)
+	got := string(a.recvRaw())
+	want := `{"complete":0,"incomplete":1,"action":"announce","interval":120,"info_hash":"tBBwJ0eaWm83RZGsvsTu"}`
+	if got != want {
+		t.Fatalf("announce response\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestOfferRelayAndAnswerRouting(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	a, b := dial(t, url), dial(t, url)
+	b.send(announce(specInfoHash, specPeerB, 0, `,"event":"started"`))
+	b.recv()
+	// A announces with a binary offer_id with control and high bytes.
+	a.send(`{"numwant":5,"event":"started","action":"announce","info_hash":"` + specInfoHash + `","peer_id":"` + specPeerA +
+		`","offers":[{"offer":{"type":"offer","sdp":"v=0\r\n"},"offer_id":` + binOfferIDJSON + `}]}`)
+	if r := a.recv(); r["incomplete"] != 2.0 {
+		t.Fatalf("A's announce response: %v", r)
+	}
+	relayed := b.recvRaw()
+	wantRelay := `{"action":"announce","offer":{"type":"offer","sdp":"v=0\r\n"},"offer_id":` + binOfferIDJSON +
+		`,"peer_id":"` + specPeerA + `","info_hash":"` + specInfoHash + `"}`
+	if string(relayed) != wantRelay {
+		t.Fatalf("relayed offer\n got %s\nwant %s", relayed, wantRelay)
+	}
+	// B answers; the answer goes to A without to_peer_id, and B gets no reply.
+	b.send(`{"action":"announce","info_hash":"` + specInfoHash + `","peer_id":"` + specPeerB + `","to_peer_id":"` + specPeerA +
+		`","answer":{"type":"answer","sdp":"v=0\r\n"},"offer_id":` + binOfferIDJSON + `}`)
+	got := a.recvRaw()
+	wantAnswer := `{"action":"announce","answer":{"type":"answer","sdp":"v=0\r\n"},"offer_id":` + binOfferIDJSON +
+		`,"peer_id":"` + specPeerB + `","info_hash":"` + specInfoHash + `"}`
+	if string(got) != wantAnswer {
+		t.Fatalf("relayed answer\n got %s\nwant %s", got, wantAnswer)
+	}
+	var m map[string]string
+	json.Unmarshal(got, &m)
+	if id := m["offer_id"]; len([]rune(id)) != 20 || []rune(id)[7] != 7 {
+		t.Fatalf("offer_id did not survive as a binary string: %q", id)
+	}
+	b.expectSilence(200 * time.Millisecond)
+}
+
+func TestHighCodePointsEchoedUnchanged(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	a, b := dial(t, url), dial(t, url)
+	ih := "¥¦§¨©ª«¬®¯°±²³´µ¶·¸ÿ"
+	b.send(announce(ih, specPeerB, 0, ""))
+	if r := b.recv(); r["info_hash"] != ih {
+		t.Fatalf("info_hash changed: %q", r["info_hash"])
+	}
+	a.send(`{"action":"announce","info_hash":"` + ih + `","peer_id":"` + specPeerA + `","offers":[{"offer":{"type":"offer","sdp":"x"},"offer_id":` + highOfferIDJSON + `}]}`)
+	a.recv()
+	r := b.recv()
+	if r["offer_id"] != "¥¦§¨©ª«¬®¯°±²³´µ¶·¸ÿ" || r["info_hash"] != ih {
+		t.Fatalf("relayed offer changed binary fields: %v", r)
+	}
+}
+
+func TestOffersGoToDistinctOtherSocketsUpToNumwant(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	const ih = "swarm-distinct-00001"
+	a := dial(t, url)
+	// A holds two peer ids in the swarm on one socket; neither may get A's offers.
+	a.send(announce(ih, "-PM0203-aaaaaaaaaaa1", 0, ""))
+	a.recv()
+	others := make([]*client, 6)
+	for i := range others {
+		others[i] = dial(t, url)
+		others[i].send(announce(ih, "-PM0203-other0000000"[:19]+string(rune('a'+i)), 0, ""))
+		others[i].recv()
+	}
+	a.send(announce(ih, "-PM0203-aaaaaaaaaaa2", 5, `,"numwant":3`))
+	a.recv()
+	got := 0
+	seenOffers := map[string]bool{}
+	for _, o := range others {
+		o.ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, data, err := o.ws.ReadMessage()
+		if err != nil {
+			continue
+		}
+		var m map[string]any
+		json.Unmarshal(data, &m)
+		if m["peer_id"] != "-PM0203-aaaaaaaaaaa2" {
+			t.Fatalf("unexpected message %s", data)
+		}
+		seenOffers[m["offer_id"].(string)] = true
+		got++
+	}
+	if got != 3 || len(seenOffers) != 3 {
+		t.Fatalf("offers relayed to %d sockets (%d distinct offers), want 3", got, len(seenOffers))
+	}
+	a.expectSilence(200 * time.Millisecond)
+}
+
+func TestPeerIDBelongsToFirstSocket(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	a, thief, b := dial(t, url), dial(t, url), dial(t, url)
+	a.send(announce(specInfoHash, specPeerA, 0, ""))
+	a.recv()
+	thief.send(announce(specInfoHash, specPeerA, 0, ""))
+	if r := thief.recv(); !strings.Contains(r["failure reason"].(string), "in use") || r["info_hash"] != specInfoHash {
+		t.Fatalf("takeover not refused: %v", r)
+	}
+	// An answer addressed to A reaches A's socket, never the thief's.
+	b.send(announce(specInfoHash, specPeerB, 0, ""))
+	b.recv()
+	b.send(`{"action":"announce","info_hash":"` + specInfoHash + `","peer_id":"` + specPeerB + `","to_peer_id":"` + specPeerA + `","answer":{"type":"answer","sdp":"x"},"offer_id":"01234567890123456789"}`)
+	if r := a.recv(); r["answer"] == nil {
+		t.Fatalf("A did not get its answer: %v", r)
+	}
+	thief.expectSilence(200 * time.Millisecond)
+}
+
+func TestAnswersStayInTheirSwarm(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	a, b := dial(t, url), dial(t, url)
+	a.send(announce("swarm-one-0000000001", specPeerA, 0, ""))
+	a.recv()
+	b.send(announce("swarm-two-0000000002", specPeerB, 0, ""))
+	b.recv()
+	// B answers A, naming its own swarm: A is not a member there.
+	b.send(`{"action":"announce","info_hash":"swarm-two-0000000002","peer_id":"` + specPeerB + `","to_peer_id":"` + specPeerA + `","answer":{"type":"answer","sdp":"x"},"offer_id":"01234567890123456789"}`)
+	a.expectSilence(200 * time.Millisecond)
+}
+
+func TestEventsAndScrape(t *testing.T) {
+	tr, url := startTracker(t, Config{})
+	a, b, c := dial(t, url), dial(t, url), dial(t, url)
+	a.send(announce("swarm-one-0000000001", specPeerA, 0, `,"event":"started"`))
+	a.recv()
+	b.send(announce("swarm-one-0000000001", specPeerB, 0, `,"event":"completed"`))
+	if r := b.recv(); r["complete"] != 1.0 || r["incomplete"] != 1.0 {
+		t.Fatalf("after completed: %v", r)
+	}
+	c.send(announce("swarm-two-0000000002", "-PM0203-cccccccccccc", 0, `,"left":0`))
+	c.recv()
+
+	// One info_hash.
+	a.send(`{"action":"scrape","info_hash":"swarm-one-0000000001"}`)
+	r := a.recv()
+	files := r["files"].(map[string]any)
+	one := files["swarm-one-0000000001"].(map[string]any)
+	if r["action"] != "scrape" || one["complete"] != 1.0 || one["incomplete"] != 1.0 || one["downloaded"] != 1.0 {
+		t.Fatalf("scrape one: %v", r)
+	}
+	// Several, including an unknown one.
+	a.send(`{"action":"scrape","info_hash":["swarm-one-0000000001","swarm-two-0000000002","swarm-nil-0000000000"]}`)
+	files = a.recv()["files"].(map[string]any)
+	if len(files) != 3 || files["swarm-two-0000000002"].(map[string]any)["complete"] != 1.0 ||
+		files["swarm-nil-0000000000"].(map[string]any)["incomplete"] != 0.0 {
+		t.Fatalf("scrape several: %v", files)
+	}
+	// All.
+	a.send(`{"action":"scrape"}`)
+	if files = a.recv()["files"].(map[string]any); len(files) != 2 {
+		t.Fatalf("scrape all: %v", files)
+	}
+	// Stopped removes the peer.
+	b.send(announce("swarm-one-0000000001", specPeerB, 0, `,"event":"stopped"`))
+	if r := b.recv(); r["complete"] != 0.0 || r["incomplete"] != 1.0 {
+		t.Fatalf("after stopped: %v", r)
+	}
+	// Closing a socket removes everything it held.
+	c.ws.Close()
+	waitFor(t, func() bool { s, p := tr.Swarms().Totals(); return s == 1 && p == 1 })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSilentPeersExpire(t *testing.T) {
+	tr, url := startTracker(t, Config{AnnounceInterval: time.Second, PeerTimeout: time.Second})
+	a := dial(t, url)
+	a.send(announce(specInfoHash, specPeerA, 0, ""))
+	if r := a.recv(); r["interval"] != 1.0 {
+		t.Fatalf("interval not applied: %v", r)
+	}
+	waitFor(t, func() bool { _, p := tr.Swarms().Totals(); return p == 0 })
+	if tr.Stats().PeersExpired != 1 {
+		t.Fatalf("expired count: %+v", tr.Stats())
+	}
+	// The socket stays open and can re-join.
+	a.send(announce(specInfoHash, specPeerA, 0, ""))
+	if r := a.recv(); r["incomplete"] != 1.0 {
+		t.Fatalf("re-join: %v", r)
+	}
+}
+
+func TestOriginAndPerIPLimits(t *testing.T) {
+	_, url := startTracker(t, Config{AllowedOrigins: []string{"https://player.example"}, MaxConnsPerIP: 2})
+	if got := httpStatus(t, url, http.Header{"Origin": {"https://evil.example"}}); got != http.StatusForbidden {
+		t.Fatalf("foreign origin: status %d", got)
+	}
+	ok := http.Header{"Origin": {"https://player.example"}}
+	for i := 0; i < 2; i++ {
+		ws, _, err := websocket.DefaultDialer.Dial(url, ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+	}
+	if got := httpStatus(t, url, ok); got != http.StatusTooManyRequests {
+		t.Fatalf("third connection from one IP: status %d", got)
+	}
+	if got := httpStatus(t, url, nil); got != http.StatusTooManyRequests {
+		t.Fatalf("non-browser client without Origin: status %d, want the per-IP refusal", got)
+	}
+	resp, err := http.Get("http" + strings.TrimPrefix(url, "ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired { // no Origin: allowed, but not an upgrade
+		t.Fatalf("plain GET: status %d", resp.StatusCode)
+	}
+}
+
+func TestRateLimitDropsExcessMessages(t *testing.T) {
+	tr, url := startTracker(t, Config{MessagesPerSecond: 1, MessageBurst: 3})
+	a := dial(t, url)
+	for i := 0; i < 10; i++ {
+		a.send(`{"action":"scrape","info_hash":"` + specInfoHash + `"}`)
+	}
+	replies, limited := 0, 0
+	for {
+		a.ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, data, err := a.ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		if strings.Contains(string(data), "rate limit") {
+			limited++
+		} else {
+			replies++
+		}
+	}
+	if replies != 3 || limited != 1 {
+		t.Fatalf("got %d replies and %d rate-limit notices, want 3 and 1", replies, limited)
+	}
+	if n := tr.Stats().Failures["rate_limited"]; n != 7 {
+		t.Fatalf("rate_limited failures = %d, want 7", n)
+	}
+}
+
+func TestTooManySwarmsPerSocket(t *testing.T) {
+	_, url := startTracker(t, Config{MaxSwarmsPerConn: 2})
+	a := dial(t, url)
+	for i, ih := range []string{"swarm-aaaaaaaaaaaaa1", "swarm-aaaaaaaaaaaaa2", "swarm-aaaaaaaaaaaaa3"} {
+		a.send(announce(ih, specPeerA, 0, ""))
+		r := a.recv()
+		if fr, _ := r["failure reason"].(string); (i == 2) != strings.Contains(fr, "too many swarms") {
+			t.Fatalf("announce %d: %v", i, r)
+		}
+	}
+}
+
+func TestSlowReaderIsDropped(t *testing.T) {
+	tr, url := startTracker(t, Config{WriteQueue: 4, MessagesPerSecond: -1, MaxMessageSize: 1 << 20})
+	slow := dial(t, url)
+	slow.send(announce(specInfoHash, specPeerB, 0, ""))
+	slow.recv() // then never read again
+	a := dial(t, url)
+	a.send(announce(specInfoHash, specPeerA, 0, ""))
+	a.recv()
+	big := strings.Repeat("x", 256<<10)
+	msg := `{"action":"announce","info_hash":"` + specInfoHash + `","peer_id":"` + specPeerA + `","offers":[{"offer":{"type":"offer","sdp":"` + big + `"},"offer_id":"01234567890123456789"}]}`
+	go func() {
+		for i := 0; i < 400 && tr.Stats().SlowDropped == 0; i++ {
+			if a.ws.WriteMessage(websocket.TextMessage, []byte(msg)) != nil {
+				return
+			}
+		}
+	}()
+	go func() { // drain A's own replies so only the slow socket backs up
+		for {
+			if _, _, err := a.ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, func() bool { return tr.Stats().SlowDropped >= 1 })
+	waitFor(t, func() bool { _, p := tr.Swarms().Totals(); return p == 1 })
+}
+
+func TestAuthorizerDenies(t *testing.T) {
+	tr, url := startTracker(t, Config{})
+	tr.SetAuthorizer(AuthorizerFunc(func(_ context.Context, r AuthRequest) error {
+		if r.InfoHash == specInfoHash {
+			return nil
+		}
+		return errors.New("unknown stream")
+	}))
+	a := dial(t, url)
+	a.send(announce("swarm-not-allowed-01", specPeerA, 0, ""))
+	r := a.recv()
+	if r["failure reason"] != "not allowed: unknown stream" || r["info_hash"] != "swarm-not-allowed-01" || r["action"] != "announce" {
+		t.Fatalf("denied announce: %v", r)
+	}
+	a.send(announce(specInfoHash, specPeerA, 0, ""))
+	if r := a.recv(); r["failure reason"] != nil {
+		t.Fatalf("allowed announce: %v", r)
+	}
+	a.send(`{"action":"scrape","info_hash":"swarm-not-allowed-01"}`)
+	if r := a.recv(); r["action"] != "scrape" || r["failure reason"] == nil {
+		t.Fatalf("denied scrape: %v", r)
+	}
+}
+
+func TestCloseEndsSocketsAndGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	tr, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newLocalServer(t, tr)
+	url := "ws://" + srv.Addr().String()
+	clients := make([]*client, 5)
+	for i := range clients {
+		clients[i] = dial(t, url)
+		clients[i].send(announce(specInfoHash, "-PM0203-closeclose0"+string(rune('a'+i)), 1, ""))
+		clients[i].recv()
+	}
+	tr.Close()
+	for _, c := range clients {
+		if code := c.expectClose(); code != websocket.CloseGoingAway {
+			t.Fatalf("close code %d, want %d", code, websocket.CloseGoingAway)
+		}
+		c.ws.Close()
+	}
+	srv.Close()
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+1 })
+	if got := httpStatusAfterClose(t, tr); got != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade after Close: status %d", got)
+	}
+}
