@@ -14,10 +14,10 @@ import (
 // reloads; the only label is the tracker name, which the operator chooses,
 // keeping cardinality low (no info_hashes or peer ids as labels).
 type trackerCollector struct {
-	connections, swarms, peers                          *prometheus.Desc
-	accepted, rejected, slow                            *prometheus.Desc
+	connections, swarms, peers                         *prometheus.Desc
+	accepted, rejected, slow                           *prometheus.Desc
 	messages, offers, answers, undeliverable, failures *prometheus.Desc
-	expired                                             *prometheus.Desc
+	expired                                            *prometheus.Desc
 }
 
 func newTrackerCollector() *trackerCollector {

@@ -17,7 +17,7 @@ const (
 	specPeerA    = "-PM0203-A3uDGtPH5YH4"
 	specPeerB    = "-PM0203-asj3uA7gyGY6"
 	// A binary offer id: bytes 0x00..0x13 as code points, JSON-escaped.
-	binOfferIDJSON = `"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013"`
+	binOfferIDJSON  = `"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013"`
 	highOfferIDJSON = `"¥¦§¨©ª«¬®¯°±²³´µ¶·¸ÿ"`
 )
 
