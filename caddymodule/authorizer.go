@@ -63,7 +63,7 @@ func (a *AllowListAuthorizer) Authorize(_ context.Context, req tracker.AuthReque
 //	    info_hash <info_hash...>
 //	}
 func (a *AllowListAuthorizer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	// The dispenser is positioned on the module name.
+	d.Next() // the module name
 	a.InfoHashes = append(a.InfoHashes, d.RemainingArgs()...)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {

@@ -21,7 +21,7 @@ import (
 func init() {
 	caddy.RegisterModule(&TrackerHandler{})
 	httpcaddyfile.RegisterHandlerDirective("p2p_tracker", parseTrackerCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("p2p_tracker", httpcaddyfile.Before, "file_server")
+	httpcaddyfile.RegisterDirectiveOrder("p2p_tracker", httpcaddyfile.Before, "respond")
 }
 
 // trackers holds the tracker engines by name across config reloads, so that
