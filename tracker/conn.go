@@ -224,7 +224,7 @@ func (c *conn) owns(ih, peerID string) int {
 
 func (c *conn) announce(req *request, cfg *Config) {
 	t := c.t
-	ih, _ := singleInfoHash(req.InfoHash) // validated by decodeRequest
+	ih := req.InfoHash // validated by decodeRequest
 	peerID := *req.PeerID
 	event := ""
 	if req.Event != nil {
@@ -293,7 +293,7 @@ func (c *conn) announce(req *request, cfg *Config) {
 
 func (c *conn) scrape(req *request, cfg *Config) {
 	t := c.t
-	all, list, err := scrapeInfoHashes(req.InfoHash, cfg.ScrapeAllLimit)
+	all, list, err := scrapeInfoHashes(req, cfg.ScrapeAllLimit)
 	if err != nil {
 		c.fail(failInvalid, &requestError{action: actionScrape, reason: err.Error()})
 		return

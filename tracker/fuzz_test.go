@@ -1,8 +1,10 @@
 package tracker
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecodeRequest feeds arbitrary bytes to the message decoder: it must
@@ -31,8 +33,8 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("accepted action %q", req.Action)
 		}
 		if req.Action == actionAnnounce {
-			ih, err := singleInfoHash(req.InfoHash)
-			if err != nil || checkBinaryString(*req.PeerID) != nil {
+			ih := req.InfoHash
+			if err := checkBinaryString(ih); err != nil || checkBinaryString(*req.PeerID) != nil {
 				t.Fatalf("accepted announce with bad ids: %q %v", ih, err)
 			}
 			for _, o := range req.Offers {
@@ -63,6 +65,70 @@ func FuzzAppendString(f *testing.F) {
 		out := appendString(nil, s)
 		if err := json.Unmarshal(out, &back); err != nil || back != s {
 			t.Fatalf("round trip of %q gave %q (%v) via %s", s, back, err, out)
+		}
+	})
+}
+
+// FuzzScannerMatchesEncodingJSON checks the hand-written scanner against
+// encoding/json: it must reject everything json.Valid rejects, accept every
+// valid object (unless nested deeper than it allows), and read the same
+// field values.
+func FuzzScannerMatchesEncodingJSON(f *testing.F) {
+	f.Add([]byte(`{"action":"announce","info_hash":"a\u00e9\ud83d\ude00","peer_id":"x\"y","numwant":5e0,"offers":[{"offer":{"sdp":"v=0\r\n"},"offer_id":"\u0000"}],"extra":[1,true,null,{"a":-0.5E+3}]}`))
+	f.Add([]byte(`{"answer":{"type":"answer"},"to_peer_id":"\ud800","offer_id":"\\\/"}`))
+	f.Add([]byte(` {"info_hash":["a","b"],"left":0} `))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) {
+			return // decodeRequest refuses it before scanning
+		}
+		req, typeErr, err := parseRequest(data)
+		if !json.Valid(data) {
+			if err == nil {
+				t.Fatalf("accepted invalid JSON %q", data)
+			}
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(data, &m) != nil {
+			if err == nil {
+				t.Fatalf("accepted a non-object: %q", data)
+			}
+			return
+		}
+		if err != nil {
+			if bytes.Count(data, []byte("["))+bytes.Count(data, []byte("{")) > maxDepth {
+				return // deeper than the scanner allows
+			}
+			t.Fatalf("rejected a valid object %q: %v", data, err)
+		}
+		str := func(key string, got *string) {
+			v, present := m[key]
+			s, isString := v.(string)
+			switch {
+			case isString && (got == nil || *got != s):
+				t.Fatalf("%s: scanner read %v, encoding/json %q", key, got, s)
+			case present && !isString && v != nil && typeErr == "":
+				t.Fatalf("%s: wrong type %T not reported", key, v)
+			}
+		}
+		str("peer_id", req.PeerID)
+		str("event", req.Event)
+		str("offer_id", req.OfferID)
+		str("to_peer_id", req.ToPeerID)
+		if s, ok := m["action"].(string); ok && req.Action != s {
+			t.Fatalf("action: scanner %q, encoding/json %q", req.Action, s)
+		}
+		if s, ok := m["info_hash"].(string); ok && req.InfoHash != s {
+			t.Fatalf("info_hash: scanner %q, encoding/json %q", req.InfoHash, s)
+		}
+		if n, ok := m["numwant"].(float64); ok && (req.Numwant == nil || *req.Numwant != n) {
+			t.Fatalf("numwant: scanner %v, encoding/json %v", req.Numwant, n)
+		}
+		if a, ok := m["answer"]; ok && a != nil {
+			var back any
+			if json.Unmarshal(req.Answer, &back) != nil {
+				t.Fatalf("answer raw value is not JSON: %q", req.Answer)
+			}
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,25 +21,37 @@ const (
 	eventUpdate    = "update"
 )
 
-// request is one decoded client message. Pointer and raw fields tell an
-// absent field from an empty one.
+// request is one decoded client message. Pointer fields tell an absent
+// field from an empty one.
 type request struct {
-	Action   string          `json:"action"`
-	InfoHash json.RawMessage `json:"info_hash"`
-	PeerID   *string         `json:"peer_id"`
-	Numwant  *float64        `json:"numwant"`
-	Event    *string         `json:"event"`
-	Left     *float64        `json:"left"`
-	Offers   []offer         `json:"offers"`
-	Answer   json.RawMessage `json:"answer"`
-	OfferID  *string         `json:"offer_id"`
-	ToPeerID *string         `json:"to_peer_id"`
+	Action string
+	// InfoHash holds a single info_hash; InfoHashes an array of them (scrape).
+	InfoHash     string
+	InfoHashes   []string
+	infoHashKind infoHashKind
+	PeerID       *string
+	Numwant      *float64
+	Event        *string
+	Left         *float64
+	Offers       []offer
+	Answer       []byte // raw JSON; nil when absent
+	OfferID      *string
+	ToPeerID     *string
 }
+
+type infoHashKind int
+
+const (
+	infoHashAbsent infoHashKind = iota
+	infoHashString
+	infoHashArray
+	infoHashOther // any other JSON type, or an array holding non-strings
+)
 
 // offer is one entry of an announce's offers array.
 type offer struct {
-	Offer   json.RawMessage `json:"offer"`
-	OfferID string          `json:"offer_id"`
+	Offer   []byte // raw JSON, relayed as is
+	OfferID string
 }
 
 // requestError is a client error answered with a failure reason.
@@ -55,28 +66,193 @@ func (e *requestError) Error() string { return e.reason }
 // errNotText is returned for binary WebSocket frames.
 var errNotText = errors.New("binary frames are not part of the protocol")
 
+// parseRequest scans one client message. typeErrField names the first
+// known field whose value had the wrong JSON type (the rest of the message
+// is still read, as encoding/json does).
+func parseRequest(data []byte) (req request, typeErrField string, err error) {
+	s := scanner{data: data}
+	if s.peek() != '{' {
+		if s.skip(1) == nil && s.atEnd() {
+			return req, "", errNotObject
+		}
+		return req, "", errSyntax
+	}
+	wrong := func(name string) error {
+		if typeErrField == "" {
+			typeErrField = name
+		}
+		return s.skip(1)
+	}
+	optString := func(name string, dst **string) error {
+		switch s.peek() {
+		case '"':
+			v, err := s.str()
+			*dst = &v
+			return err
+		case 'n':
+			*dst = nil
+			return s.literal("null")
+		}
+		return wrong(name)
+	}
+	optNumber := func(name string, dst **float64) error {
+		switch c := s.peek(); {
+		case c == '-' || ('0' <= c && c <= '9'):
+			v, err := s.number()
+			*dst = &v
+			return err
+		case c == 'n':
+			*dst = nil
+			return s.literal("null")
+		}
+		return wrong(name)
+	}
+	err = s.object(func(key string) error {
+		switch key {
+		case "action":
+			if s.peek() != '"' {
+				return wrong(key)
+			}
+			v, err := s.str()
+			req.Action = v
+			return err
+		case "info_hash":
+			req.InfoHash, req.InfoHashes = "", nil
+			switch s.peek() {
+			case '"':
+				v, err := s.str()
+				req.InfoHash, req.infoHashKind = v, infoHashString
+				return err
+			case '[':
+				req.infoHashKind = infoHashArray
+				return s.array(func() error {
+					if s.peek() != '"' {
+						req.infoHashKind = infoHashOther
+						return s.skip(2)
+					}
+					v, err := s.str()
+					if req.infoHashKind == infoHashArray && len(req.InfoHashes) < maxScrapeList {
+						req.InfoHashes = append(req.InfoHashes, v)
+					} else if req.infoHashKind == infoHashArray {
+						req.infoHashKind = infoHashTooMany
+					}
+					return err
+				})
+			case 'n':
+				req.infoHashKind = infoHashAbsent
+				return s.literal("null")
+			}
+			req.infoHashKind = infoHashOther
+			return s.skip(1)
+		case "peer_id":
+			return optString(key, &req.PeerID)
+		case "event":
+			return optString(key, &req.Event)
+		case "offer_id":
+			return optString(key, &req.OfferID)
+		case "to_peer_id":
+			return optString(key, &req.ToPeerID)
+		case "numwant":
+			return optNumber(key, &req.Numwant)
+		case "left":
+			return optNumber(key, &req.Left)
+		case "answer":
+			if s.peek() == 'n' {
+				req.Answer = nil
+				return s.literal("null")
+			}
+			v, err := s.raw()
+			req.Answer = v
+			return err
+		case "offers":
+			req.Offers = req.Offers[:0]
+			switch s.peek() {
+			case 'n':
+				return s.literal("null")
+			case '[':
+			default:
+				return wrong(key)
+			}
+			return s.array(func() error {
+				if s.peek() != '{' {
+					return wrong(key)
+				}
+				var o offer
+				err := s.object(func(k string) error {
+					switch k {
+					case "offer":
+						v, err := s.raw()
+						o.Offer = v
+						return err
+					case "offer_id":
+						if s.peek() != '"' {
+							return wrong("offers.offer_id")
+						}
+						v, err := s.str()
+						o.OfferID = v
+						return err
+					}
+					return s.skip(3)
+				})
+				if len(req.Offers) <= maxOffersParsed {
+					req.Offers = append(req.Offers, o)
+				}
+				return err
+			})
+		}
+		return s.skip(1)
+	})
+	if err == nil && !s.atEnd() {
+		err = errSyntax
+	}
+	return req, typeErrField, err
+}
+
+var errNotObject = errors.New("not a JSON object")
+
+const (
+	// maxScrapeList bounds the info_hashes kept from one scrape array; the
+	// configured limit is checked against it.
+	maxScrapeList = 10000
+	// maxOffersParsed bounds the offers kept from one announce; anything
+	// over the configured limit is refused anyway.
+	maxOffersParsed = 1000
+	infoHashTooMany = infoHashOther + 1
+)
+
 // decodeRequest parses and validates one client message. On failure it
 // returns a *requestError carrying whatever action and info_hash could be
 // read, so the reply can name them.
 func decodeRequest(data []byte, cfg *Config) (*request, error) {
-	var req request
-	err := json.Unmarshal(data, &req)
-	var typeErr *json.UnmarshalTypeError
-	if err != nil && !errors.As(err, &typeErr) {
+	if !utf8.Valid(data) {
+		// Raw values are relayed inside text frames, which browsers drop
+		// (closing their socket) when they are not UTF-8.
+		return nil, &requestError{action: actionAnnounce, reason: "invalid message: not valid UTF-8"}
+	}
+	req, typeErrField, err := parseRequest(data)
+	if err == errNotObject {
+		return nil, &requestError{action: actionAnnounce, reason: "invalid message: not a JSON object"}
+	}
+	if err != nil {
 		return nil, &requestError{action: actionAnnounce, reason: "invalid message: malformed JSON"}
 	}
 	action := req.Action
 	if action != actionAnnounce && action != actionScrape {
 		action = actionAnnounce
 	}
-	ih, ihErr := singleInfoHash(req.InfoHash)
-	if typeErr != nil {
-		field := typeErr.Field
-		if field == "" {
-			return nil, &requestError{action: action, infoHash: ih, reason: "invalid message: not a JSON object"}
+	ih := ""
+	ihErr := errors.New("missing")
+	switch req.infoHashKind {
+	case infoHashString:
+		if ihErr = checkBinaryString(req.InfoHash); ihErr == nil {
+			ih = req.InfoHash
 		}
+	case infoHashArray, infoHashOther, infoHashTooMany:
+		ihErr = errors.New("not a string")
+	}
+	if typeErrField != "" {
 		return nil, &requestError{action: action, infoHash: ih,
-			reason: fmt.Sprintf("invalid message: field %q has the wrong type", field)}
+			reason: fmt.Sprintf("invalid message: field %q has the wrong type", typeErrField)}
 	}
 	fail := func(format string, a ...any) (*request, error) {
 		return nil, &requestError{action: action, infoHash: ih, reason: fmt.Sprintf(format, a...)}
@@ -99,7 +275,7 @@ func decodeRequest(data []byte, cfg *Config) (*request, error) {
 				return fail("invalid event %q", truncate(*req.Event, 32))
 			}
 		}
-		if req.Numwant != nil && (*req.Numwant < 0 || *req.Numwant != float64(int(*req.Numwant))) {
+		if req.Numwant != nil && (*req.Numwant < 0 || *req.Numwant > 1e9 || *req.Numwant != float64(int(*req.Numwant))) {
 			return fail("invalid numwant")
 		}
 		if len(req.Offers) > cfg.MaxOffers {
@@ -140,46 +316,32 @@ func decodeRequest(data []byte, cfg *Config) (*request, error) {
 	}
 }
 
-// singleInfoHash reads an info_hash field that must be one binary string.
-func singleInfoHash(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 {
-		return "", errors.New("missing")
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", errors.New("not a string")
-	}
-	if err := checkBinaryString(s); err != nil {
-		return "", err
-	}
-	return s, nil
-}
-
 // scrapeInfoHashes reads the info_hash field of a scrape: absent (all
 // swarms), one binary string or an array of them.
-func scrapeInfoHashes(raw json.RawMessage, limit int) (all bool, list []string, err error) {
-	if len(raw) == 0 || string(raw) == "null" {
+func scrapeInfoHashes(req *request, limit int) (all bool, list []string, err error) {
+	switch req.infoHashKind {
+	case infoHashAbsent:
 		return true, nil, nil
-	}
-	if raw[0] == '[' {
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return false, nil, errors.New("info_hash must be a string or an array of strings")
+	case infoHashString:
+		if err := checkBinaryString(req.InfoHash); err != nil {
+			return false, nil, fmt.Errorf("invalid info_hash: %w", err)
 		}
-		if len(list) > limit {
-			return false, nil, fmt.Errorf("too many info_hashes: %d, at most %d", len(list), limit)
+		return false, []string{req.InfoHash}, nil
+	case infoHashArray:
+		if len(req.InfoHashes) > limit {
+			return false, nil, fmt.Errorf("too many info_hashes: %d, at most %d", len(req.InfoHashes), limit)
 		}
-		for _, ih := range list {
+		for _, ih := range req.InfoHashes {
 			if err := checkBinaryString(ih); err != nil {
 				return false, nil, fmt.Errorf("invalid info_hash: %w", err)
 			}
 		}
-		return false, list, nil
+		return false, req.InfoHashes, nil
+	case infoHashTooMany:
+		return false, nil, fmt.Errorf("too many info_hashes: more than %d", maxScrapeList)
 	}
-	ih, err := singleInfoHash(raw)
-	if err != nil {
-		return false, nil, fmt.Errorf("invalid info_hash: %w", err)
-	}
-	return false, []string{ih}, nil
+	// An array holding non-strings reads as such; any other type as "not a string".
+	return false, nil, errors.New("invalid info_hash: not a string or an array of strings")
 }
 
 // checkBinaryString reports whether s is a 20-character binary string: 20
@@ -203,7 +365,7 @@ func checkBinaryString(s string) error {
 }
 
 // isObject reports whether raw holds a JSON object.
-func isObject(raw json.RawMessage) bool {
+func isObject(raw []byte) bool {
 	for _, b := range raw {
 		switch b {
 		case ' ', '\t', '\r', '\n':
@@ -264,7 +426,7 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // appendRelayedOffer builds the message that carries an offer to a peer.
-func appendRelayedOffer(dst []byte, infoHash, fromPeer, offerID string, sdp json.RawMessage) []byte {
+func appendRelayedOffer(dst []byte, infoHash, fromPeer, offerID string, sdp []byte) []byte {
 	dst = append(dst, `{"action":"announce","offer":`...)
 	dst = append(dst, sdp...)
 	dst = append(dst, `,"offer_id":`...)
@@ -278,7 +440,7 @@ func appendRelayedOffer(dst []byte, infoHash, fromPeer, offerID string, sdp json
 
 // appendRelayedAnswer builds the message that carries an answer back to the
 // offering peer; to_peer_id is dropped as the reference tracker does.
-func appendRelayedAnswer(dst []byte, infoHash, fromPeer, offerID string, sdp json.RawMessage) []byte {
+func appendRelayedAnswer(dst []byte, infoHash, fromPeer, offerID string, sdp []byte) []byte {
 	dst = append(dst, `{"action":"announce","answer":`...)
 	dst = append(dst, sdp...)
 	dst = append(dst, `,"offer_id":`...)

@@ -307,7 +307,7 @@ func TestSlowReaderIsDropped(t *testing.T) {
 		}
 	}()
 	waitFor(t, func() bool { return tr.Stats().SlowDropped >= 1 })
-	waitFor(t, func() bool { _, p := tr.Swarms().Totals(); return p == 1 })
+	waitFor(t, func() bool { _, p := tr.Swarms().Totals(); t.Logf("%+v", tr.Stats()); return p == 1 })
 }
 
 func TestAuthorizerDenies(t *testing.T) {
