@@ -174,7 +174,7 @@ func (s *scanner) hex4() (rune, bool) {
 // long, so it jumps from quote to quote with bytes.IndexByte and checks for
 // raw control characters eight bytes at a time.
 func (s *scanner) skipString() error {
-	s.pos++ // opening quote
+	s.pos++     // opening quote
 	quote := -1 // absolute position of the next unescaped-looking quote
 	for {
 		if quote < s.pos {
