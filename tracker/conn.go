@@ -1,38 +1,45 @@
 package tracker
 
 import (
-	"errors"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// pingMarker in a write queue asks the writer to send a ping control frame.
-var pingMarker = []byte(nil)
+// outFrame is one queued frame: a text message or a control frame.
+type outFrame struct {
+	op      byte
+	payload []byte
+}
 
-// conn is one client WebSocket. Its reader goroutine runs the protocol;
-// writes go through a bounded queue drained by a writer goroutine that
-// exists only while there is something to write, so an idle socket costs
-// one parked goroutine.
+// conn is one client WebSocket. Its goroutine waits for the socket to become
+// readable, reads what is there into a pooled buffer, and runs the protocol
+// on the complete messages. Writes go through a bounded queue drained by a
+// writer goroutine that exists only while there is something to write, so
+// an idle socket costs one goroutine parked on a small stack and no buffers.
 type conn struct {
 	t        *Tracker
-	ws       *websocket.Conn
+	nc       net.Conn
+	raw      syscall.RawConn
 	remoteIP string
 	origin   string
+	parser   frameParser
 
 	mu      sync.Mutex
-	queue   [][]byte
+	queue   []outFrame
 	writing bool
+	closing bool // a close frame is queued; nothing may follow it
 	closed  bool
 
-	// Owned only by the reader goroutine.
+	// Owned by the reader goroutine.
 	pairs     []pair
 	tokens    float64
 	lastToken int64 // unix nanoseconds
 	lastDeny  int64 // unix nanoseconds of the last rate-limit reply
 	buf       []Endpoint
+	cfg       *Config
 }
 
 // pair is one (info_hash, peer_id) a socket holds.
@@ -45,21 +52,28 @@ type pair struct {
 // closed, because a reader that cannot keep up would otherwise make the
 // tracker buffer without bound.
 func (c *conn) Send(msg []byte) bool {
+	return c.enqueue(outFrame{opText, msg}, false)
+}
+
+func (c *conn) enqueue(f outFrame, last bool) bool {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= c.t.config().WriteQueue {
+	if len(c.queue) >= c.t.config().WriteQueue && !last {
 		c.closed = true
 		c.queue = nil
 		c.mu.Unlock()
 		c.t.stats.slowDropped.Add(1)
 		// Closing the socket ends the reader, which cleans up.
-		c.ws.NetConn().Close()
+		c.nc.Close()
 		return false
 	}
-	c.queue = append(c.queue, msg)
+	c.queue = append(c.queue, f)
+	if last {
+		c.closing = true
+	}
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -70,10 +84,11 @@ func (c *conn) Send(msg []byte) bool {
 	return true
 }
 
-// writeLoop writes queued messages until the queue is empty.
+// writeLoop writes queued frames, all that are waiting in one write call,
+// until the queue is empty. After a close frame it closes the socket.
 func (c *conn) writeLoop() {
 	defer c.t.wg.Done()
-	var batch [][]byte
+	var batch []outFrame
 	for {
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
@@ -84,86 +99,138 @@ func (c *conn) writeLoop() {
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.mu.Unlock()
-		timeout := c.t.config().WriteTimeout
-		for i, msg := range batch {
-			deadline := time.Now().Add(timeout)
-			var err error
-			if msg == nil {
-				err = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
-			} else {
-				c.ws.SetWriteDeadline(deadline)
-				err = c.ws.WriteMessage(websocket.TextMessage, msg)
-			}
-			batch[i] = nil
-			if err != nil {
-				c.mu.Lock()
-				c.closed = true
-				c.writing = false
-				c.queue = nil
-				c.mu.Unlock()
-				c.ws.NetConn().Close()
-				return
-			}
+		out := getBuffer()
+		closeAfter := false
+		for i, f := range batch {
+			*out = appendFrame(*out, f.op, f.payload)
+			closeAfter = closeAfter || f.op == opClose
+			batch[i] = outFrame{}
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.t.config().WriteTimeout))
+		_, err := c.nc.Write(*out)
+		putBuffer(out)
+		if err != nil || closeAfter {
+			c.mu.Lock()
+			c.closed = true
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			c.nc.Close()
+			return
 		}
 	}
 }
 
 // ping queues a ping. Pings share the queue so a stuck socket fills it and
 // is dropped like any slow reader.
-func (c *conn) ping() { c.Send(pingMarker) }
+func (c *conn) ping() { c.enqueue(outFrame{op: opPing}, false) }
 
-// closeWith sends a close frame, best effort, and closes the socket.
+// closeWith queues a close frame after whatever is queued and makes sure the
+// socket is closed within a second even if the peer stops reading.
 func (c *conn) closeWith(code int, reason string) {
-	c.mu.Lock()
-	c.closed = true
-	c.queue = nil
-	c.mu.Unlock()
-	msg := websocket.FormatCloseMessage(code, reason)
-	c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	c.ws.NetConn().Close()
+	if c.enqueue(outFrame{opClose, closePayload(code, reason)}, true) {
+		time.AfterFunc(time.Second, func() { c.nc.Close() })
+		return
+	}
+	c.nc.Close()
 }
 
 // readLoop runs the protocol until the socket closes, then removes
-// everything the socket held.
+// everything the socket held. A goroutine that has processed messages has a
+// grown stack and Go only shrinks stacks during GC, which an idle tracker
+// rarely runs; so once a batch of messages is done, the next wait for data
+// is handed to a fresh goroutine, whose stack starts small and stays
+// shallow while parked. That is most of the memory an idle peer costs.
 func (c *conn) readLoop() {
-	t := c.t
-	defer t.wg.Done()
-	defer t.removeConn(c)
-	cfg := t.config()
-	c.ws.SetReadLimit(cfg.MaxMessageSize)
-	c.ws.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(c.t.config().ReadTimeout))
-	})
-	c.tokens = float64(cfg.MessageBurst)
-	c.lastToken = time.Now().UnixNano()
-	for {
-		kind, data, err := c.ws.ReadMessage()
-		if err != nil {
-			// gorilla already answered protocol errors and oversized
-			// messages with a close frame; just tidy up.
-			if errors.Is(err, websocket.ErrReadLimit) {
-				t.stats.failures[failInvalid].Add(1)
-			}
-			c.mu.Lock()
-			c.closed = true
-			c.queue = nil
-			c.mu.Unlock()
-			c.ws.NetConn().Close()
-			return
-		}
-		cfg = t.config()
-		c.ws.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
-		if kind != websocket.TextMessage {
-			t.stats.failures[failInvalid].Add(1)
-			c.closeWith(websocket.CloseUnsupportedData, errNotText.Error())
-			return
-		}
-		if !c.allow(cfg) {
-			continue
-		}
-		c.handle(data, cfg)
+	if c.readSome() {
+		go c.readLoop() // the WaitGroup count passes to the new goroutine
+		return
 	}
+	c.finish()
+}
+
+// readSome waits for data, then reads and handles messages until no
+// partial frame is left. It reports whether the socket is still open.
+func (c *conn) readSome() bool {
+	t := c.t
+	c.cfg = t.config()
+	c.parser.maxMessage = int(c.cfg.MaxMessageSize)
+	c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+	if c.raw != nil {
+		// Park without a buffer until there is something to read.
+		if err := waitReadable(c.raw); err != nil {
+			return false
+		}
+	}
+	pending := getBuffer()
+	defer func() { putBuffer(pending) }()
+	for {
+		b := *pending
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow; the frame size limit bounds it
+		}
+		n, err := c.nc.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if n > 0 {
+			used, ferr := c.parser.parse(b, c)
+			if ferr != nil {
+				if ferr.code == closeTooBig || ferr.code == closeUnsupported {
+					t.stats.failures[failInvalid].Add(1)
+				}
+				c.closeWith(ferr.code, ferr.reason)
+				return false
+			}
+			b = b[:copy(b, b[used:])]
+		}
+		*pending = b
+		if err != nil || c.parser.closed {
+			return false
+		}
+		if len(b) == 0 {
+			return true
+		}
+		// A partial frame: wait for the rest, within the read deadline.
+		c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
+	}
+}
+
+// finish closes the socket unless a queued close frame will, and forgets
+// the socket.
+func (c *conn) finish() {
+	defer c.t.wg.Done()
+	// With a close frame queued, the writer closes the socket after sending
+	// it (closeWith also set a one-second backstop).
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if !closing {
+		c.nc.Close()
+	}
+	c.t.removeConn(c)
+}
+
+// onText implements frameHandler.
+func (c *conn) onText(msg []byte) {
+	c.cfg = c.t.config()
+	if c.allow(c.cfg) {
+		c.handle(msg, c.cfg)
+	}
+}
+
+// onPing implements frameHandler.
+func (c *conn) onPing(payload []byte) {
+	c.enqueue(outFrame{opPong, append([]byte(nil), payload...)}, false)
+}
+
+// onPong implements frameHandler; the read deadline moves with every read.
+func (c *conn) onPong() {}
+
+// onClose implements frameHandler: echo the code and close.
+func (c *conn) onClose(code int) {
+	if code == 1005 || code < 1000 || code >= 5000 {
+		code = closeNormal
+	}
+	c.closeWith(code, "")
 }
 
 // allow applies the per-socket message rate. A denied message gets at most

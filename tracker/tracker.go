@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -132,7 +133,8 @@ func New(cfg Config, opts ...Option) (*Tracker, error) {
 		t.clientIP = remoteHost
 	}
 	t.upgrader = websocket.Upgrader{
-		ReadBufferSize:  512,
+		// Zero sizes reuse the HTTP server's buffers for the handshake;
+		// after it the tracker reads and writes frames itself.
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade
 	}
@@ -218,12 +220,22 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.releaseIP(ip)
 		return
 	}
-	c := &conn{t: t, ws: ws, remoteIP: ip, origin: origin}
+	nc := ws.NetConn()
+	c := &conn{t: t, nc: nc, remoteIP: ip, origin: origin,
+		tokens: float64(cfg.MessageBurst), lastToken: time.Now().UnixNano()}
+	// Peeking at the socket is only right when the tracker reads the socket
+	// itself; a TLS connection can hold decrypted bytes the socket no
+	// longer shows, so it (or any wrapped conn) uses plain blocking reads.
+	if sc, ok := nc.(syscall.Conn); ok {
+		if _, isTCP := nc.(*net.TCPConn); isTCP {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		t.releaseIP(ip)
-		c.closeWith(websocket.CloseGoingAway, "tracker is shutting down")
+		c.closeWith(closeGoingAway, "tracker is shutting down")
 		return
 	}
 	t.conns[c] = struct{}{}
@@ -316,7 +328,7 @@ func (t *Tracker) Close() error {
 	t.mu.Unlock()
 	t.cancel()
 	for _, c := range t.snapshot(nil) {
-		c.closeWith(websocket.CloseGoingAway, "tracker is shutting down")
+		c.closeWith(closeGoingAway, "tracker is shutting down")
 	}
 	t.wg.Wait()
 	return nil

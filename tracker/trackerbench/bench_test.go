@@ -165,11 +165,12 @@ func TestSDPTimestampRejects(t *testing.T) {
 
 // TestQuickFlags checks that -quick sets a small run and explicit flags win.
 func TestQuickFlags(t *testing.T) {
-	o, err := parseFlags([]string{"-quick", "-rate", "300"})
+	o, err := parseFlags([]string{"-quick", "-rate", "300", "-ours-env", "GOGC=50, GOMEMLIMIT=1GiB"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Peers != 1000 || o.Swarms != 20 || o.Rate != 300 || o.Duration != 5*time.Second || o.Workers != 2 {
+	if o.Peers != 1000 || o.Swarms != 20 || o.Rate != 300 || o.Duration != 5*time.Second || o.Workers != 2 ||
+		len(o.OursEnv) != 2 || o.OursEnv[1] != "GOMEMLIMIT=1GiB" {
 		t.Errorf("unexpected options %+v", o)
 	}
 	o, err = parseFlags([]string{"-peers", "19000"})
@@ -181,5 +182,8 @@ func TestQuickFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-trackers", "nope"}); err == nil {
 		t.Error("unknown tracker accepted")
+	}
+	if _, err := parseFlags([]string{"-ours-env", "GOGC"}); err == nil {
+		t.Error("-ours-env without = accepted")
 	}
 }

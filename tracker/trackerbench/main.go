@@ -60,6 +60,7 @@ type options struct {
 	Senders     int           `json:"senders"`
 	Trackers    []string      `json:"trackers"`
 	Ours        string        `json:"ours"`
+	OursEnv     []string      `json:"ours_env,omitempty"`
 	Caddyfile   string        `json:"caddyfile,omitempty"`
 	BTT         string        `json:"btt"`
 	Node        string        `json:"node"`
@@ -108,19 +109,20 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.Swarms, "swarms", 0, "swarms the peers are spread over (0: one per 48 peers, as 19,000 peers in 400 swarms)")
 	fs.Float64Var(&o.Rate, "rate", 2000, "announces per second in total during the load phase, each with 5 offers")
 	fs.DurationVar(&o.Duration, "duration", 15*time.Second, "length of the load phase")
-	fs.Float64Var(&o.ConnectRate, "connect-rate", 2000, "new connections per second during the connect phase")
+	fs.Float64Var(&o.ConnectRate, "connect-rate", 1000, "new connections per second during the connect phase (each sends a started announce with 5 offers)")
 	fs.DurationVar(&o.Idle, "idle", 5*time.Second, "length of the idle phase before memory is read")
 	fs.DurationVar(&o.Drain, "drain", 5*time.Second, "longest wait for the last replies after the connect and load phases")
 	fs.IntVar(&o.Workers, "workers", 0, "load generator processes (0: 2, or one per 4,800 peers)")
 	fs.IntVar(&o.Senders, "senders", 4, "sending goroutines per worker")
 	trackers := fs.String("trackers", "ours,btt", "trackers to measure, in order: ours, btt")
 	fs.StringVar(&o.Ours, "ours", "bin/caddy", "Caddy binary with the p2p_tracker handler")
+	ourEnv := fs.String("ours-env", "", "comma-separated NAME=VALUE pairs added to ours' environment, e.g. GOGC=50,GOMEMLIMIT=2GiB")
 	fs.StringVar(&o.Caddyfile, "caddyfile", "", "Caddyfile for ours instead of the built-in one; {$TRACKERBENCH_PORT} is the port, the tracker must be at /announce")
 	fs.StringVar(&o.BTT, "btt", "testdata/bench", "directory of btt-server.mjs and its package.json (bittorrent-tracker)")
 	fs.StringVar(&o.Node, "node", "node", "Node.js executable")
 	fs.StringVar(&o.Origin, "origin", "https://player.example", "Origin header the peers send (empty: none)")
 	fs.Float64Var(&o.MemGiB, "mem-gib", 8, "RAM in GiB for the capacity estimate")
-	fs.BoolVar(&o.Quick, "quick", false, "CI mode: 1,000 peers, 20 swarms, 1,000 announces/s for 5 s (explicit flags still win)")
+	fs.BoolVar(&o.Quick, "quick", false, "CI mode: 1,000 peers, 20 swarms, 500 announces/s for 5 s, in well under a minute (explicit flags still win)")
 	fs.BoolVar(&o.JSON, "json", false, "print the results as JSON on stdout (progress still goes to stderr)")
 	fs.StringVar(&o.Logs, "logs", "", "directory for the trackers' logs and Caddyfile (default: a temporary one, removed at exit)")
 	fs.Usage = func() {
@@ -145,10 +147,19 @@ func parseFlags(args []string) (*options, error) {
 		}
 		quick("peers", func() { o.Peers = 1000 })
 		quick("swarms", func() { o.Swarms = 20 })
-		quick("rate", func() { o.Rate = 1000 })
+		quick("rate", func() { o.Rate = 500 })
 		quick("duration", func() { o.Duration = 5 * time.Second })
 		quick("idle", func() { o.Idle = 2 * time.Second })
 		quick("drain", func() { o.Drain = 3 * time.Second })
+	}
+	for kv := range strings.SplitSeq(*ourEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			return nil, fmt.Errorf("-ours-env entry %q is not NAME=VALUE", kv)
+		}
+		o.OursEnv = append(o.OursEnv, kv)
 	}
 	for t := range strings.SplitSeq(*trackers, ",") {
 		t = strings.TrimSpace(t)

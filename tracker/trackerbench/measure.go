@@ -21,6 +21,8 @@ type PhaseResult struct {
 	// and TrackerCores the same divided by the wall time.
 	TrackerCPUSeconds float64 `json:"tracker_cpu_seconds"`
 	TrackerCores      float64 `json:"tracker_cores"`
+	// TrackerSysSeconds is the system (kernel) part of TrackerCPUSeconds.
+	TrackerSysSeconds float64 `json:"tracker_sys_seconds"`
 	// WorkersCPUSeconds is the load generator's CPU time in the phase.
 	WorkersCPUSeconds float64 `json:"workers_cpu_seconds"`
 	// MachineBusyCores is the average number of busy cores on the whole
@@ -250,15 +252,22 @@ func command(ctx context.Context, ws []*workerProc, cmd workerCommand, timeout t
 type meter struct {
 	tracker *trackerProc
 	workers []*workerProc
+	// workerCPU is the last CPU time read for each worker; a worker that
+	// has exited keeps its last value.
+	workerCPU []float64
 }
 
 // workersCPU returns the generator's total CPU time so far.
 func (m *meter) workersCPU() float64 {
+	if m.workerCPU == nil {
+		m.workerCPU = make([]float64, len(m.workers))
+	}
 	var cpu float64
-	for _, wp := range m.workers {
+	for i, wp := range m.workers {
 		if s, err := sampleProc(wp.cmd.Process.Pid); err == nil {
-			cpu += s.CPU
+			m.workerCPU[i] = max(m.workerCPU[i], s.CPU)
 		}
+		cpu += m.workerCPU[i]
 	}
 	return cpu
 }
@@ -321,6 +330,7 @@ func (m *meter) phase(name string, f func() (*Stats, error)) (PhaseResult, error
 	r.Stats = st
 	r.WallSeconds = s1.At.Sub(s0.At).Seconds()
 	r.TrackerCPUSeconds = s1.CPU - s0.CPU
+	r.TrackerSysSeconds = s1.Sys - s0.Sys
 	if r.WallSeconds > 0 {
 		r.TrackerCores = r.TrackerCPUSeconds / r.WallSeconds
 		r.MachineBusyCores = (sys1.Busy - sys0.Busy) / r.WallSeconds
@@ -340,7 +350,7 @@ func measure(ctx context.Context, o *options, name, exe, dir, prefix string) (*T
 	logf("%s: starting tracker", name)
 	switch name {
 	case "ours":
-		t, err = startOurs(ctx, o.Ours, o.Caddyfile, dir)
+		t, err = startOurs(ctx, o.Ours, o.Caddyfile, o.OursEnv, dir)
 	case "btt":
 		t, err = startBTT(ctx, o.Node, o.BTT, dir)
 	}

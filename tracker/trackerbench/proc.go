@@ -29,8 +29,11 @@ var clockTicks = func() float64 {
 // procSample is what /proc tells about a process at one moment.
 type procSample struct {
 	At time.Time
-	// CPU is user plus system time in seconds, over all threads.
+	// CPU is user plus system time in seconds, over all threads, and Sys
+	// the system part (on loopback it includes the kernel's TCP work for
+	// delivering what the process sends).
 	CPU float64
+	Sys float64
 	// RSSKiB is the resident set size and HWMKiB its peak so far.
 	RSSKiB int64
 	HWMKiB int64
@@ -63,6 +66,7 @@ func sampleProc(pid int) (procSample, error) {
 		return s, errors.New("malformed /proc stat times")
 	}
 	s.CPU = (ut + st) / clockTicks
+	s.Sys = st / clockTicks
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

@@ -233,12 +233,14 @@ func (r *Results) writeText(w io.Writer) {
 	row("offer-to-answer round trip p50 (ms)", nil, num("%.2f", func(t *TrackerResult) float64 { return t.SignalP50MS }))
 	row("offer-to-answer round trip p99 (ms)", nil, num("%.2f", func(t *TrackerResult) float64 { return t.SignalP99MS }))
 	row("tracker CPU in load (s)", nil, num("%.2f", func(t *TrackerResult) float64 { return t.LoadCPUSeconds }))
+	row("tracker kernel CPU in load (s)", nil, num("%.2f", func(t *TrackerResult) float64 { return phase(t, "load").TrackerSysSeconds }))
 	row("tracker cores in load", nil, num("%.2f", func(t *TrackerResult) float64 { return t.LoadTrackerCores }))
 	row("CPU s per 1k relayed offers", ratioText, num("%.4f", func(t *TrackerResult) float64 { return t.CPUSecondsPer1kOffers }))
 	row("generator cores in load", nil, num("%.2f", func(t *TrackerResult) float64 {
 		p := phase(t, "load")
 		return ratio(p.WorkersCPUSeconds, p.WallSeconds)
 	}))
+	row("machine busy cores when idle", nil, num("%.2f", func(t *TrackerResult) float64 { return phase(t, "idle").MachineBusyCores }))
 	row("machine busy cores in load", nil, num("%.2f", func(t *TrackerResult) float64 { return phase(t, "load").MachineBusyCores }))
 	row("est. announces/s per core", nil, num("%.0f", func(t *TrackerResult) float64 { return t.AnnouncesPerCore }))
 	row(fmt.Sprintf("est. idle peers in %g GiB", o.MemGiB), nil, num("%.0f", func(t *TrackerResult) float64 { return t.PeersInMem }))
@@ -264,8 +266,7 @@ func (r *Results) writeText(w io.Writer) {
 		add(all.SelfOffers, "offers relayed back to their sender")
 		add(all.WrongInfoHash, "messages for another swarm")
 		add(all.AnnouncesSkipped, "announces skipped (generator overloaded)")
-		add(all.AnnouncesDead, "announces skipped (peer disconnected)")
-		add(all.AnswersDropped, "answers dropped (generator overloaded)")
+		add(all.AnnouncesDead, "announces skipped (no peer connected)")
 		if len(notes) > 0 || len(all.Errors) > 0 || len(all.Failures) > 0 || len(all.Warnings) > 0 {
 			fmt.Fprintf(w, "\n%s: %s\n", trackerTitle(t.Name), strings.Join(notes, ", "))
 			if len(all.Errors) > 0 {
@@ -289,18 +290,19 @@ func (r *Results) writeText(w io.Writer) {
 			ours.PeersInMem, o.MemGiB, ours.RSSPerIdlePeerKiB, ours.AnnouncesPerCore,
 			ratio(1000, ours.CPUSecondsPer1kOffers), ours.CPUSecondsPer1kOffers)
 	}
-	if busy := maxBusy(r); busy > 0 {
-		fmt.Fprintf(w, "Note: the tracker, the generator and everything else share %d cores; the machine averaged %.2f busy cores during the load phases.\n",
-			r.Machine.Cores, busy)
+	if busy := maxBusy(r, "load"); busy > 0 {
+		fmt.Fprintf(w, "Note: the tracker, the generator and everything else share %d cores; the machine averaged up to %.2f busy cores in the load phases\n"+
+			"and up to %.2f in the idle phases (that is other processes' load). Latency is only meaningful with cores to spare.\n",
+			r.Machine.Cores, busy, maxBusy(r, "idle"))
 	}
 }
 
-// maxBusy returns the highest machine load over the load phases.
-func maxBusy(r *Results) float64 {
+// maxBusy returns the highest machine load over the phases called name.
+func maxBusy(r *Results, name string) float64 {
 	b := 0.0
 	for _, t := range r.Trackers {
 		for _, p := range t.Phases {
-			if p.Name == "load" {
+			if p.Name == name {
 				b = max(b, p.MachineBusyCores)
 			}
 		}

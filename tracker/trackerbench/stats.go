@@ -119,7 +119,8 @@ type Stats struct {
 	OffersSent    int64 `json:"offers_sent"`
 	// AnnouncesSkipped counts scheduled announces not sent because the
 	// generator's send queue was full (the generator is overloaded) and
-	// AnnouncesDead those whose peer had lost its socket.
+	// AnnouncesDead those not sent because no peer of the worker had a
+	// socket left.
 	AnnouncesSkipped int64 `json:"announces_skipped"`
 	AnnouncesDead    int64 `json:"announces_dead"`
 	// Acks counts announce responses (interval/complete, no offer or
@@ -130,8 +131,6 @@ type Stats struct {
 	// OffersReceived counts relayed offers; AnswersSent the answers to them.
 	OffersReceived int64 `json:"offers_received"`
 	AnswersSent    int64 `json:"answers_sent"`
-	// AnswersDropped counts answers not sent because the send queue was full.
-	AnswersDropped int64 `json:"answers_dropped"`
 	// AnswersReceived counts relayed answers; AnswersUnmatched those whose
 	// offer_id is not one the receiving peer made; LateAnswers those that
 	// came more than 50 s after the offer, which a browser ignores.
@@ -215,7 +214,6 @@ func (s *Stats) Merge(o *Stats) {
 	s.UnsolicitedAcks += o.UnsolicitedAcks
 	s.OffersReceived += o.OffersReceived
 	s.AnswersSent += o.AnswersSent
-	s.AnswersDropped += o.AnswersDropped
 	s.AnswersReceived += o.AnswersReceived
 	s.AnswersUnmatched += o.AnswersUnmatched
 	s.LateAnswers += o.LateAnswers

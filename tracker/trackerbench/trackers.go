@@ -128,8 +128,8 @@ http://127.0.0.1:{$TRACKERBENCH_PORT} {
 
 // startOurs starts the Caddy binary bin with the p2p_tracker handler. A
 // custom Caddyfile may use {$TRACKERBENCH_PORT} for the port to listen on
-// and must serve the tracker at /announce.
-func startOurs(ctx context.Context, bin, caddyfile, dir string) (*trackerProc, error) {
+// and must serve the tracker at /announce. env is added to its environment.
+func startOurs(ctx context.Context, bin, caddyfile string, env []string, dir string) (*trackerProc, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("our tracker binary: %w (build it with: go build -o bin/caddy ./xcaddy/caddy)", err)
 	}
@@ -156,6 +156,7 @@ func startOurs(ctx context.Context, bin, caddyfile, dir string) (*trackerProc, e
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	t, err := startChild("ours", cmd, dir)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,12 +71,10 @@ type workerReply struct {
 	Stats *Stats `json:"stats,omitempty"`
 }
 
-// sendJob is one message for the sender goroutines to build and write.
+// sendJob is an announce for the sender goroutines to build and write.
 type sendJob struct {
-	p       *peer
-	kind    int
-	to      string
-	offerID string
+	p    *peer
+	kind int
 }
 
 // peer is one simulated P2P Media Loader peer.
@@ -169,7 +169,14 @@ func (w *worker) takeStats() *Stats {
 
 // runWorker is the main function of a worker process.
 func runWorker() error {
-	raiseFileLimit()
+	_, _ = raiseFileLimit()
+	if dir := os.Getenv("TRACKERBENCH_WORKER_PROFILE"); dir != "" {
+		// A development aid: profile the generator's own CPU use.
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.pprof", os.Getpid())))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 64<<10), 16<<20)
 	out := json.NewEncoder(os.Stdout)
@@ -250,9 +257,9 @@ func newWorker(cfg workerConfig) (*worker, error) {
 		w.dialer = append(w.dialer, &websocket.Dialer{
 			NetDialContext:   nd.DialContext,
 			HandshakeTimeout: 10 * time.Second,
-			// Small read buffers keep the generator's memory per socket low;
+			// A read buffer of a few relayed messages saves read calls;
 			// write buffers come from a pool and are held only while writing.
-			ReadBufferSize:  1024,
+			ReadBufferSize:  4096,
 			WriteBufferSize: 16 << 10,
 			WriteBufferPool: pool,
 		})
@@ -264,55 +271,52 @@ func newWorker(cfg workerConfig) (*worker, error) {
 	return w, nil
 }
 
-// sender builds and writes the messages queued in w.jobs.
+// sender builds and writes the announces queued in w.jobs.
 func (w *worker) sender() {
 	buf := make([]byte, 0, 8<<10)
 	for j := range w.jobs {
-		p := j.p
-		if !p.alive.Load() {
-			continue
+		if j.p.alive.Load() {
+			now := time.Now().UnixNano()
+			buf = appendAnnounce(buf[:0], j.kind == kindStarted, j.p.infoHash, j.p.peerID, now)
+			w.write(j.p, j.kind, buf, now)
 		}
-		now := time.Now().UnixNano()
-		switch j.kind {
-		case kindStarted, kindAnnounce:
-			buf = appendAnnounce(buf[:0], j.kind == kindStarted, p.infoHash, p.peerID, now)
-		case kindAnswer:
-			buf = appendAnswer(buf[:0], p.infoHash, p.peerID, j.to, j.offerID, now)
-		}
-		p.wmu.Lock()
-		if j.kind != kindAnswer {
-			// Recorded before the write: the response may come before
-			// WriteMessage returns.
-			p.announced(now)
-		}
-		_ = p.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		err := p.conn.WriteMessage(websocket.TextMessage, buf)
-		p.wmu.Unlock()
-		if err != nil {
-			if w.closing.Load() {
-				continue
-			}
-			w.update(func(s *Stats) {
-				s.WriteErrors++
-				countText(&s.Errors, "write: "+err.Error())
-			})
-			// Closing makes the reader goroutine see the error and count the
-			// disconnect.
-			_ = p.conn.Close()
-			continue
-		}
-		n := int64(len(buf))
-		w.update(func(s *Stats) {
-			s.BytesSent += n
-			switch j.kind {
-			case kindAnswer:
-				s.AnswersSent++
-			default:
-				s.AnnouncesSent++
-				s.OffersSent += offersPerAnnounce
-			}
-		})
 	}
+}
+
+// write sends one message built at now on p's socket and counts it.
+func (w *worker) write(p *peer, kind int, buf []byte, now int64) {
+	p.wmu.Lock()
+	if kind != kindAnswer {
+		// Recorded before the write: the response may come before
+		// WriteMessage returns.
+		p.announced(now)
+	}
+	_ = p.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	err := p.conn.WriteMessage(websocket.TextMessage, buf)
+	p.wmu.Unlock()
+	if err != nil {
+		if w.closing.Load() {
+			return
+		}
+		w.update(func(s *Stats) {
+			s.WriteErrors++
+			countText(&s.Errors, "write: "+err.Error())
+		})
+		// Closing makes the reader goroutine see the error and count the
+		// disconnect.
+		_ = p.conn.Close()
+		return
+	}
+	n := int64(len(buf))
+	w.update(func(s *Stats) {
+		s.BytesSent += n
+		if kind == kindAnswer {
+			s.AnswersSent++
+		} else {
+			s.AnnouncesSent++
+			s.OffersSent += offersPerAnnounce
+		}
+	})
 }
 
 // connectAll opens the sockets of all peers at the configured rate; each
@@ -401,6 +405,9 @@ const offerTimeout = 50 * time.Second
 // bufPool holds buffers for incoming messages.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// outPool holds buffers for answers.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // read handles the messages arriving on p's socket until it closes.
 func (w *worker) read(p *peer) {
 	defer w.readers.Done()
@@ -462,14 +469,6 @@ func (w *worker) handle(p *peer, data []byte) {
 			return
 		}
 		self := *m.PeerID == p.peerID
-		dropped := false
-		if !self && !wrongSwarm {
-			select {
-			case w.jobs <- sendJob{p: p, kind: kindAnswer, to: *m.PeerID, offerID: *m.OfferID}:
-			default:
-				dropped = true
-			}
-		}
 		w.update(func(s *Stats) {
 			s.BytesReceived += n
 			s.OffersReceived++
@@ -480,10 +479,16 @@ func (w *worker) handle(p *peer, data []byte) {
 			if wrongSwarm {
 				s.WrongInfoHash++
 			}
-			if dropped {
-				s.AnswersDropped++
-			}
 		})
+		if !self && !wrongSwarm {
+			// Answer from the reader goroutine: no hand-over to another
+			// goroutine, which would cost the generator CPU.
+			bp := outPool.Get().(*[]byte)
+			at := time.Now().UnixNano()
+			*bp = appendAnswer((*bp)[:0], p.infoHash, p.peerID, *m.PeerID, *m.OfferID, at)
+			w.write(p, kindAnswer, *bp, at)
+			outPool.Put(bp)
+		}
 	case m.Answer != nil:
 		ts, ok := sdpTimestamp(m.Answer, now)
 		var offered int64
@@ -538,8 +543,9 @@ func (w *worker) handle(p *peer, data []byte) {
 }
 
 // load sends announces at rate per second, spread evenly over time and
-// over the peers in a shuffled round-robin order, for duration, then waits
-// up to drain for the last replies.
+// over the connected peers in a shuffled round-robin order, for duration,
+// then waits up to drain for the last replies. Peers that lost (or never
+// got) their socket are passed over, so the rate holds.
 func (w *worker) load(ctx context.Context, rate float64, duration, drain time.Duration) {
 	order := rand.Perm(len(w.peers))
 	next := 0
@@ -553,9 +559,16 @@ func (w *worker) load(ctx context.Context, rate float64, duration, drain time.Du
 		}
 		due := int(now.Sub(start).Seconds() * rate)
 		for ; sent < due; sent++ {
-			p := w.peers[order[next]]
-			next = (next + 1) % len(order)
-			if !p.alive.Load() {
+			var p *peer
+			for range order {
+				c := w.peers[order[next]]
+				next = (next + 1) % len(order)
+				if c.alive.Load() {
+					p = c
+					break
+				}
+			}
+			if p == nil {
 				w.update(func(s *Stats) { s.AnnouncesDead++ })
 				continue
 			}

@@ -1,0 +1,26 @@
+//go:build unix
+
+package tracker
+
+import "syscall"
+
+// waitReadable parks until the socket has data (or an error or EOF to
+// report) without holding a buffer: a one-byte MSG_PEEK tells whether
+// anything is there, and RawConn.Read waits in the runtime's poller when
+// not. It honours the read deadline.
+func waitReadable(rc syscall.RawConn) error {
+	var one [1]byte
+	var perr error
+	err := rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return false
+		}
+		perr = nil // data, EOF or an error: let Read report it
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return perr
+}
