@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every test of caddy-p2p. It installs what a fresh machine lacks
+# (Debian packages, npm packages), so it is also what CI runs.
+#
+#   bash testdata/test.sh
+#
+# Environment:
+#   FUZZTIME   time per fuzz target (default 10s; 0 skips fuzzing beyond the seed corpus)
+#   SKIP_XCADDY=1  skip the xcaddy build (the repo-local build always runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+FUZZTIME="${FUZZTIME:-10s}"
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+
+step "system packages"
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
+if ((${#need[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+chromium --version
+
+step "go modules"
+go mod download
+go mod verify >/dev/null
+
+step "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+step "go test (unit, integration, fuzz seed corpora)"
+# -p 1: the Caddy integration tests bind fixed ports.
+go test -race -count=1 -p 1 ./...
+
+if [ "$FUZZTIME" != "0" ]; then
+	step "fuzzing, $FUZZTIME per target"
+	for pkg in $(go list ./...); do
+		dir=$(go list -f '{{.Dir}}' "$pkg")
+		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+			echo "--- $pkg $target"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" | tail -1
+		done
+	done
+fi
+
+step "repo-local build: go build ./xcaddy/caddy"
+go build -o bin/caddy ./xcaddy/caddy
+bin/caddy list-modules | grep -E '^(http.handlers.p2p_|admin.api.p2p|p2p\.)'
+
+if [ "${SKIP_XCADDY:-}" != "1" ]; then
+	step "xcaddy build"
+	xcaddy/build.sh dist/caddy
+fi
+
+step "browser and Node tests (Chromium, real P2P Media Loader, network namespace)"
+export CADDY_BIN="$root/bin/caddy"
+(cd testdata/browser && bash install.sh && npm test)
+
+step "all tests passed"
