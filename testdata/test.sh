@@ -66,4 +66,7 @@ step "browser and Node tests (Chromium, real P2P Media Loader, network namespace
 export CADDY_BIN="$root/bin/caddy"
 (cd testdata/browser && bash install.sh && npm test)
 
+step "tracker load benchmark, quick mode (checks the bench command works; figures are in the README)"
+go run ./tracker/trackerbench -quick -ours "$root/bin/caddy" -btt testdata/bench
+
 step "all tests passed"

@@ -187,3 +187,59 @@ func TestQuickFlags(t *testing.T) {
 		t.Error("-ours-env without = accepted")
 	}
 }
+
+// TestAckRing checks that announce responses are matched in order, also
+// when more announces wait than the ring holds.
+func TestAckRing(t *testing.T) {
+	var p peer
+	if _, ok := p.acked(); ok {
+		t.Fatal("response matched with no announce waiting")
+	}
+	n := len(p.sent) + 3
+	for i := 1; i <= n; i++ {
+		p.announced(int64(i))
+	}
+	if p.unacked() != n {
+		t.Fatalf("unacked = %d, want %d", p.unacked(), n)
+	}
+	for i := 1; i <= n; i++ {
+		ts, ok := p.acked()
+		want := int64(i)
+		if i <= 3 {
+			want = 0 // dropped from the ring
+		}
+		if !ok || ts != want {
+			t.Fatalf("response %d: %d, %v; want %d, true", i, ts, ok, want)
+		}
+	}
+	if _, ok := p.acked(); ok {
+		t.Fatal("extra response matched")
+	}
+}
+
+// TestHandleBadReplies feeds malformed tracker messages to a peer: each
+// must be counted, none may panic.
+func TestHandleBadReplies(t *testing.T) {
+	w := &worker{stats: &Stats{}}
+	p := &peer{infoHash: swarmInfoHash(1), peerID: newPeerID()}
+	bad := []string{
+		``, `null`, `[]`, `"x"`, `{`, `{}`, `{"offer":null}`, `{"offer":{"sdp":"o=- 1"}}`,
+		`{"offer":{"sdp":"v=0"},"peer_id":"-PM0203-aaaaaaaaaaaa","offer_id":"x"}`,
+		`{"answer":{}}`, `{"answer":"x","offer_id":7}`, `{"action":"announce","interval":"x"}`,
+		`{"failure reason":5}`, `{"info_hash":123,"action":"announce","interval":120}`,
+		`{"action":"scrape","files":{}}`,
+	}
+	for _, m := range bad {
+		w.handle(p, []byte(m))
+	}
+	s := w.takeStats()
+	if got := s.BadMessages; got != int64(len(bad)) {
+		t.Errorf("%d bad messages counted, want %d (stats %+v)", got, len(bad), s)
+	}
+	w.handle(p, []byte(`{"action":"announce","failure reason":"nope","info_hash":"x"}`))
+	w.handle(p, []byte(`{"action":"announce","interval":120,"info_hash":"`+p.infoHash+`"}`))
+	s = w.takeStats()
+	if s.Failures["nope"] != 1 || s.UnsolicitedAcks != 1 {
+		t.Errorf("failure or unsolicited response not counted: %+v", s)
+	}
+}

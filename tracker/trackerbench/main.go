@@ -8,25 +8,36 @@
 //
 //	go build -o bin/caddy ./xcaddy/caddy
 //	go run ./tracker/trackerbench                      # 2,000 peers, both trackers
-//	go run ./tracker/trackerbench -quick               # CI: under a minute
+//	go run ./tracker/trackerbench -quick               # CI: well under a minute
 //	go run ./tracker/trackerbench -peers 19000 -swarms 400 -rate 2000 -duration 30s
 //	go run ./tracker/trackerbench -trackers btt -peers 500 -swarms 20 -rate 200 -duration 10s
 //
 // Each tracker runs as a child process whose CPU time and resident memory
 // are read from /proc. The load comes from worker processes (this binary
-// run again with -worker), each holding a share of the peers, one
-// WebSocket per peer, from source addresses spread over 127.x.y.z. Per
-// tracker the phases are:
+// run again with -worker, 4 for 19,000 peers), each holding a share of the
+// peers, one WebSocket per peer, from source addresses spread over
+// 127.B.T.1-n (one block per tracker, so the second tracker does not meet
+// the first one's TIME_WAIT sockets). Per tracker the phases are:
 //
 //  1. connect: every peer connects and sends its "started" announce with 5
-//     offers, at -connect-rate connections per second;
+//     offers, at -connect-rate connections per second; the relayed offers
+//     are answered;
 //  2. idle: no traffic for -idle; the tracker's RSS growth divided by the
 //     connected peers gives the memory per idle peer;
 //  3. load: peers re-announce with 5 fresh offers each at -rate announces
 //     per second in total, spread evenly; every relayed offer is answered.
 //     The send time travels in the SDP's o= line, so the receiving worker
-//     measures the relay latency of offers and answers;
+//     measures the relay latency of offers and answers, and in the
+//     offer_id, so the offerer measures the whole offer-to-answer round
+//     trip. The tracker's CPU time in the phase over the relayed offers
+//     gives its CPU cost per offer;
 //  4. disconnect: every peer closes its socket.
+//
+// The generator needs about half a core per 1,000 announces/s; on a small
+// machine it competes with the tracker for CPU, so the report also gives
+// the generator's and the whole machine's busy cores, and latency is only
+// meaningful when cores are left over. CPU time per relayed offer is
+// comparable regardless.
 //
 // A missed target does not change the exit status; errors (a tracker that
 // does not start or dies, no connection at all, a failing worker) exit
@@ -189,6 +200,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.Workers <= 0 {
 		o.Workers = max(2, (o.Peers+4799)/4800)
+	}
+	if o.Workers > o.Peers {
+		return nil, errors.New("-workers must not exceed -peers")
 	}
 	if o.Peers/o.Workers > 19000 {
 		return nil, fmt.Errorf("%d peers per worker exceed the 20,000 open files a process may have: raise -workers", o.Peers/o.Workers)

@@ -207,8 +207,13 @@ func stopWorkers(ws []*workerProc) {
 	for _, wp := range ws {
 		_ = wp.stdin.Close()
 	}
+	deadline := time.After(5 * time.Second)
 	for _, wp := range ws {
-		allChildren.stop(wp.cmd, wp.exited, 10*time.Second)
+		select {
+		case <-wp.exited:
+		case <-deadline:
+		}
+		allChildren.stop(wp.cmd, wp.exited, 5*time.Second)
 	}
 }
 

@@ -268,7 +268,11 @@ func (r *Results) writeText(w io.Writer) {
 		add(all.AnnouncesSkipped, "announces skipped (generator overloaded)")
 		add(all.AnnouncesDead, "announces skipped (no peer connected)")
 		if len(notes) > 0 || len(all.Errors) > 0 || len(all.Failures) > 0 || len(all.Warnings) > 0 {
-			fmt.Fprintf(w, "\n%s: %s\n", trackerTitle(t.Name), strings.Join(notes, ", "))
+			fmt.Fprintf(w, "\n%s:", trackerTitle(t.Name))
+			if len(notes) > 0 {
+				fmt.Fprintf(w, " %s", strings.Join(notes, ", "))
+			}
+			fmt.Fprintln(w)
 			if len(all.Errors) > 0 {
 				fmt.Fprintf(w, "  errors: %s\n", topTexts(all.Errors, 5))
 			}

@@ -46,7 +46,8 @@ type workerConfig struct {
 	LocalAddrs []string `json:"local_addrs"`
 	// ConnectRate is the worker's share of connections per second.
 	ConnectRate float64 `json:"connect_rate"`
-	// Senders is the number of goroutines writing messages.
+	// Senders is the number of goroutines writing announces (answers are
+	// written by the goroutine reading the offer).
 	Senders int `json:"senders"`
 }
 
@@ -90,11 +91,13 @@ type peer struct {
 
 	// sent holds the send times (Unix nanoseconds) of the announces waiting
 	// for their response, oldest first, in a ring; trackers answer the
-	// announces of one socket in order.
+	// announces of one socket in order. When more are waiting than the ring
+	// holds, the oldest times are dropped and counted in lost.
 	amu   sync.Mutex
-	sent  [8]int64
+	sent  [32]int64
 	head  int
 	count int
+	lost  int
 }
 
 // announced records the send time of an announce.
@@ -103,17 +106,22 @@ func (p *peer) announced(t int64) {
 	if p.count == len(p.sent) {
 		p.head = (p.head + 1) % len(p.sent)
 		p.count--
+		p.lost++
 	}
 	p.sent[(p.head+p.count)%len(p.sent)] = t
 	p.count++
 	p.amu.Unlock()
 }
 
-// acked removes the oldest waiting announce and returns its send time, or
-// false if none is waiting.
+// acked removes the oldest waiting announce. It returns its send time (0
+// if that was dropped) and whether an announce was waiting at all.
 func (p *peer) acked() (int64, bool) {
 	p.amu.Lock()
 	defer p.amu.Unlock()
+	if p.lost > 0 {
+		p.lost--
+		return 0, true
+	}
 	if p.count == 0 {
 		return 0, false
 	}
@@ -127,7 +135,7 @@ func (p *peer) acked() (int64, bool) {
 func (p *peer) unacked() int {
 	p.amu.Lock()
 	defer p.amu.Unlock()
-	return p.count
+	return p.count + p.lost
 }
 
 // worker holds the state of a worker process.
@@ -526,7 +534,9 @@ func (w *worker) handle(p *peer, data []byte) {
 				return
 			}
 			s.Acks++
-			s.AckLatency.Record(time.Duration(now - sent))
+			if sent != 0 {
+				s.AckLatency.Record(time.Duration(now - sent))
+			}
 			if wrongSwarm {
 				s.WrongInfoHash++
 			}
