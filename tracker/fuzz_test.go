@@ -62,7 +62,7 @@ func FuzzAppendString(f *testing.F) {
 		}
 		s := string(runes)
 		var back string
-		out := appendString(nil, s)
+		out := AppendJSONString(nil, s)
 		if err := json.Unmarshal(out, &back); err != nil || back != s {
 			t.Fatalf("round trip of %q gave %q (%v) via %s", s, back, err, out)
 		}

@@ -389,11 +389,12 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// appendString appends s as a JSON string the way JavaScript's
-// JSON.stringify writes it. s is valid UTF-8 (it came out of the JSON
-// decoder or from our own code); control characters are escaped so binary
-// strings survive the round trip unchanged.
-func appendString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string the way JavaScript's
+// JSON.stringify writes it, so "binary string" fields (one code point per
+// byte, as bittorrent-tracker clients send info_hash, peer_id and offer_id)
+// come out byte-identical to what a JavaScript peer sends. s must be valid
+// UTF-8.
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
@@ -430,11 +431,11 @@ func appendRelayedOffer(dst []byte, infoHash, fromPeer, offerID string, sdp []by
 	dst = append(dst, `{"action":"announce","offer":`...)
 	dst = append(dst, sdp...)
 	dst = append(dst, `,"offer_id":`...)
-	dst = appendString(dst, offerID)
+	dst = AppendJSONString(dst, offerID)
 	dst = append(dst, `,"peer_id":`...)
-	dst = appendString(dst, fromPeer)
+	dst = AppendJSONString(dst, fromPeer)
 	dst = append(dst, `,"info_hash":`...)
-	dst = appendString(dst, infoHash)
+	dst = AppendJSONString(dst, infoHash)
 	return append(dst, '}')
 }
 
@@ -444,11 +445,11 @@ func appendRelayedAnswer(dst []byte, infoHash, fromPeer, offerID string, sdp []b
 	dst = append(dst, `{"action":"announce","answer":`...)
 	dst = append(dst, sdp...)
 	dst = append(dst, `,"offer_id":`...)
-	dst = appendString(dst, offerID)
+	dst = AppendJSONString(dst, offerID)
 	dst = append(dst, `,"peer_id":`...)
-	dst = appendString(dst, fromPeer)
+	dst = AppendJSONString(dst, fromPeer)
 	dst = append(dst, `,"info_hash":`...)
-	dst = appendString(dst, infoHash)
+	dst = AppendJSONString(dst, infoHash)
 	return append(dst, '}')
 }
 
@@ -461,7 +462,7 @@ func appendAnnounceResponse(dst []byte, infoHash string, c Counts, interval int)
 	dst = append(dst, `,"action":"announce","interval":`...)
 	dst = strconv.AppendInt(dst, int64(interval), 10)
 	dst = append(dst, `,"info_hash":`...)
-	dst = appendString(dst, infoHash)
+	dst = AppendJSONString(dst, infoHash)
 	return append(dst, '}')
 }
 
@@ -474,12 +475,12 @@ func appendFailure(dst []byte, e *requestError) []byte {
 		action = actionAnnounce
 	}
 	dst = append(dst, `{"action":`...)
-	dst = appendString(dst, action)
+	dst = AppendJSONString(dst, action)
 	dst = append(dst, `,"failure reason":`...)
-	dst = appendString(dst, e.reason)
+	dst = AppendJSONString(dst, e.reason)
 	if e.infoHash != "" {
 		dst = append(dst, `,"info_hash":`...)
-		dst = appendString(dst, e.infoHash)
+		dst = AppendJSONString(dst, e.infoHash)
 	}
 	return append(dst, '}')
 }
@@ -491,7 +492,7 @@ func appendScrapeResponse(dst []byte, files []ScrapeEntry, interval int) []byte 
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, f.InfoHash)
+		dst = AppendJSONString(dst, f.InfoHash)
 		dst = append(dst, `:{"complete":`...)
 		dst = strconv.AppendInt(dst, int64(f.Complete), 10)
 		dst = append(dst, `,"incomplete":`...)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/caddy-p2p/caddy-p2p/tracker"
+
 	"encoding/json"
 	"math"
 	"strings"
@@ -116,13 +118,13 @@ func TestJSONStringMatchesEncodingJSON(t *testing.T) {
 	}
 	s := string(r)
 	var back string
-	if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil {
+	if err := json.Unmarshal(tracker.AppendJSONString(nil, s), &back); err != nil {
 		t.Fatal(err)
 	}
 	if back != s {
 		t.Fatalf("round trip changed the string")
 	}
-	if got := string(appendJSONString(nil, "\x07")); got != `"\u0007"` {
+	if got := string(tracker.AppendJSONString(nil, "\x07")); got != `"\u0007"` {
 		t.Errorf("control byte encoded as %s, want \"\\u0007\" as JSON.stringify does", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/caddy-p2p/caddy-p2p/tracker"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -110,43 +111,6 @@ func binaryString(b []byte) string {
 		r[i] = rune(c)
 	}
 	return string(r)
-}
-
-// appendJSONString appends s as a quoted JSON string. s must be valid UTF-8
-// (the binary strings built here and the strings decoded by encoding/json
-// are). Control characters are escaped the way JSON.stringify escapes them.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"':
-			dst = append(dst, '\\', '"')
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // appendRandom appends n random characters from alphabet.
@@ -259,9 +223,9 @@ func appendAnnounce(dst []byte, started bool, infoHash, peerID string, sentNanos
 		dst = append(dst, `"event":"started",`...)
 	}
 	dst = append(dst, `"action":"announce","info_hash":`...)
-	dst = appendJSONString(dst, infoHash)
+	dst = tracker.AppendJSONString(dst, infoHash)
 	dst = append(dst, `,"peer_id":`...)
-	dst = appendJSONString(dst, peerID)
+	dst = tracker.AppendJSONString(dst, peerID)
 	dst = append(dst, `,"offers":[`...)
 	for i := range offersPerAnnounce {
 		if i > 0 {
@@ -270,7 +234,7 @@ func appendAnnounce(dst []byte, started bool, infoHash, peerID string, sentNanos
 		dst = append(dst, `{"offer":{"type":"offer","sdp":"`...)
 		dst = appendSDP(dst, false, sentNanos)
 		dst = append(dst, `"},"offer_id":`...)
-		dst = appendJSONString(dst, newOfferID(peerID, sentNanos))
+		dst = tracker.AppendJSONString(dst, newOfferID(peerID, sentNanos))
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
@@ -280,15 +244,15 @@ func appendAnnounce(dst []byte, started bool, infoHash, peerID string, sentNanos
 // for a relayed offer, stamped with sentNanos.
 func appendAnswer(dst []byte, infoHash, peerID, toPeerID, offerID string, sentNanos int64) []byte {
 	dst = append(dst, `{"action":"announce","info_hash":`...)
-	dst = appendJSONString(dst, infoHash)
+	dst = tracker.AppendJSONString(dst, infoHash)
 	dst = append(dst, `,"peer_id":`...)
-	dst = appendJSONString(dst, peerID)
+	dst = tracker.AppendJSONString(dst, peerID)
 	dst = append(dst, `,"to_peer_id":`...)
-	dst = appendJSONString(dst, toPeerID)
+	dst = tracker.AppendJSONString(dst, toPeerID)
 	dst = append(dst, `,"answer":{"type":"answer","sdp":"`...)
 	dst = appendSDP(dst, true, sentNanos)
 	dst = append(dst, `"},"offer_id":`...)
-	dst = appendJSONString(dst, offerID)
+	dst = tracker.AppendJSONString(dst, offerID)
 	return append(dst, '}')
 }
 
