@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,11 +28,20 @@ type conn struct {
 	origin   string
 	parser   frameParser
 
-	mu      sync.Mutex
-	queue   []outFrame
-	writing bool
-	closing bool // a close frame is queued; nothing may follow it
-	closed  bool
+	mu         sync.Mutex
+	queue      []outFrame
+	writing    bool
+	closing    bool // a close frame is queued; nothing may follow it
+	closed     bool
+	readerDone bool // finish ran: whoever of reader and writer ends last closes the socket
+
+	// Poller registration (Linux): pollID names the socket to the poller;
+	// inFlight is set while a goroutine reads the socket or finishes it.
+	polled   bool
+	pollID   uint64
+	inFlight atomic.Bool
+	finished atomic.Bool
+	lastRead atomic.Int64 // unix nanoseconds of the last data read, for idle timeouts
 
 	// Owned by the reader goroutine.
 	pairs     []pair
@@ -66,8 +76,8 @@ func (c *conn) enqueue(f outFrame, last bool) bool {
 		c.queue = nil
 		c.mu.Unlock()
 		c.t.stats.slowDropped.Add(1)
-		// Closing the socket ends the reader, which cleans up.
-		c.nc.Close()
+		// Shutting the socket down ends the reader, which cleans up.
+		c.abort()
 		return false
 	}
 	c.queue = append(c.queue, f)
@@ -94,7 +104,11 @@ func (c *conn) writeLoop() {
 		if c.closed || len(c.queue) == 0 {
 			c.writing = false
 			c.queue = nil
+			done := c.readerDone
 			c.mu.Unlock()
+			if done {
+				c.nc.Close()
+			}
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
@@ -114,8 +128,13 @@ func (c *conn) writeLoop() {
 			c.closed = true
 			c.writing = false
 			c.queue = nil
+			done := c.readerDone
 			c.mu.Unlock()
-			c.nc.Close()
+			if done {
+				c.nc.Close()
+			} else {
+				c.abort()
+			}
 			return
 		}
 	}
@@ -129,8 +148,21 @@ func (c *conn) ping() { c.enqueue(outFrame{op: opPing}, false) }
 // socket is closed within a second even if the peer stops reading.
 func (c *conn) closeWith(code int, reason string) {
 	if c.enqueue(outFrame{opClose, closePayload(code, reason)}, true) {
-		time.AfterFunc(time.Second, func() { c.nc.Close() })
+		time.AfterFunc(time.Second, c.abort)
 		return
+	}
+	c.abort()
+}
+
+// abort shuts the socket down without closing it: its reader then sees the
+// end of the stream and is the one that cleans up and closes, so a socket
+// is never closed while the poller still watches it (its number could be
+// reused). Connections the tracker cannot shut down are closed.
+func (c *conn) abort() {
+	if c.raw != nil {
+		if c.raw.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }) == nil {
+			return
+		}
 	}
 	c.nc.Close()
 }
@@ -142,21 +174,37 @@ func (c *conn) closeWith(code int, reason string) {
 // is handed to a fresh goroutine, whose stack starts small and stays
 // shallow while parked. That is most of the memory an idle peer costs.
 func (c *conn) readLoop() {
-	if c.readSome() {
+	if c.readSome(true) {
 		go c.readLoop() // the WaitGroup count passes to the new goroutine
 		return
 	}
 	c.finish()
 }
 
-// readSome waits for data, then reads and handles messages until no
-// partial frame is left. It reports whether the socket is still open.
-func (c *conn) readSome() bool {
+// serveReady runs when the poller saw data on the socket: it reads and
+// handles what arrived and hands the socket back to the poller.
+func (c *conn) serveReady() {
+	if c.readSome(false) {
+		c.inFlight.Store(false)
+		if c.t.poller.rearm(c) == nil {
+			return
+		}
+		if !c.inFlight.CompareAndSwap(false, true) {
+			return // the poller is finishing it
+		}
+	}
+	c.finish()
+}
+
+// readSome waits for data (when wait is set), then reads and handles
+// messages until no partial frame is left. It reports whether the socket
+// is still open.
+func (c *conn) readSome(wait bool) bool {
 	t := c.t
 	c.cfg = t.config()
 	c.parser.maxMessage = int(c.cfg.MaxMessageSize)
 	c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
-	if c.raw != nil {
+	if wait && c.raw != nil {
 		// Park without a buffer until there is something to read.
 		if err := waitReadable(c.raw); err != nil {
 			return false
@@ -172,6 +220,7 @@ func (c *conn) readSome() bool {
 		n, err := c.nc.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if n > 0 {
+			c.lastRead.Store(time.Now().UnixNano())
 			used, ferr := c.parser.parse(b, c)
 			if ferr != nil {
 				if ferr.code == closeTooBig || ferr.code == closeUnsupported {
@@ -194,19 +243,30 @@ func (c *conn) readSome() bool {
 	}
 }
 
-// finish closes the socket unless a queued close frame will, and forgets
-// the socket.
+// finish forgets the socket and closes it, or leaves that to an active
+// writer. It runs once, from the goroutine that saw the socket end.
 func (c *conn) finish() {
+	if !c.finished.CompareAndSwap(false, true) {
+		return
+	}
 	defer c.t.wg.Done()
-	// With a close frame queued, the writer closes the socket after sending
-	// it (closeWith also set a one-second backstop).
+	c.t.removeConn(c)
+	if c.polled {
+		c.t.poller.remove(c) // before the socket can be closed
+	}
 	c.mu.Lock()
-	closing := c.closing
+	c.readerDone = true
+	if !c.closing {
+		c.closed = true
+		c.queue = nil
+	}
+	writerActive := c.writing
 	c.mu.Unlock()
-	if !closing {
+	// An active writer closes the socket when it is done (after sending a
+	// queued close frame).
+	if !writerActive {
 		c.nc.Close()
 	}
-	c.t.removeConn(c)
 }
 
 // onText implements frameHandler.

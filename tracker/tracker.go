@@ -101,6 +101,11 @@ type Tracker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// poller watches idle sockets (Linux); nil where unavailable. It runs
+	// until pollStop, after every socket has gone.
+	poller   *poller
+	pollStop context.CancelFunc
+
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	perIP  map[string]int
@@ -139,6 +144,13 @@ func New(cfg Config, opts ...Option) (*Tracker, error) {
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	if p, err := newPoller(); err == nil {
+		var pctx context.Context
+		pctx, t.pollStop = context.WithCancel(context.Background())
+		t.poller = p
+		t.wg.Add(1)
+		go p.run(pctx, &t.wg)
+	}
 	t.wg.Add(1)
 	go t.janitor()
 	return t, nil
@@ -242,9 +254,17 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.wg.Add(1)
 	t.mu.Unlock()
 	t.stats.accepted.Add(1)
-	// Run the socket on a fresh goroutine and let the HTTP handler return:
-	// the handler goroutine's stack is deep after a middleware chain, and a
-	// new goroutine parks on a much smaller one.
+	c.lastRead.Store(time.Now().UnixNano())
+	// Hand the socket to the poller, or else to a fresh goroutine; either
+	// way the HTTP handler returns (its goroutine's stack is deep after a
+	// middleware chain).
+	if t.poller != nil && c.raw != nil {
+		c.polled = true
+		if t.poller.add(c) == nil {
+			return
+		}
+		c.polled = false
+	}
 	go c.readLoop()
 }
 
@@ -297,6 +317,18 @@ func (t *Tracker) janitor() {
 					batch[i] = nil
 				}
 			}
+			// Sockets the poller watches have no read deadline running:
+			// close those silent for longer than the read timeout.
+			if t.poller != nil {
+				cut := now.Add(-cfg.ReadTimeout).UnixNano()
+				batch = t.snapshot(batch[:0])
+				for i, c := range batch {
+					if c.lastRead.Load() < cut {
+						c.abort()
+					}
+					batch[i] = nil
+				}
+			}
 			if now.Sub(lastExpire) >= cfg.PeerTimeout/4 {
 				lastExpire = now
 				if n := t.swarms.Expire(now.Add(-cfg.PeerTimeout)); n > 0 {
@@ -305,6 +337,12 @@ func (t *Tracker) janitor() {
 			}
 		}
 	}
+}
+
+func (t *Tracker) connCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
 }
 
 func (t *Tracker) snapshot(dst []*conn) []*conn {
@@ -329,6 +367,14 @@ func (t *Tracker) Close() error {
 	t.cancel()
 	for _, c := range t.snapshot(nil) {
 		c.closeWith(closeGoingAway, "tracker is shutting down")
+	}
+	// Sockets end as their close frames go out (or within a second, by
+	// closeWith's backstop); the poller must keep running until then.
+	for deadline := time.Now().Add(3 * time.Second); t.connCount() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if t.pollStop != nil {
+		t.pollStop() // the poller finishes any socket still registered
 	}
 	t.wg.Wait()
 	return nil
