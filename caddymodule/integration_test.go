@@ -141,6 +141,7 @@ func TestTrackerInCaddy(t *testing.T) {
 			Name  string `json:"name"`
 			Stats struct {
 				Connections int `json:"connections"`
+				Polled      int `json:"polled_connections"`
 				Peers       int `json:"peers"`
 				Announces   int `json:"announces"`
 			} `json:"stats"`
@@ -156,6 +157,11 @@ func TestTrackerInCaddy(t *testing.T) {
 	if len(status.Trackers) != 1 || status.Trackers[0].Stats.Peers != 1 || status.Trackers[0].Stats.Connections != 2 ||
 		status.Trackers[0].Stats.Announces != 2 || len(status.Trackers[0].Swarms) != 1 || status.Trackers[0].Swarms[0].InfoHash != infoHash {
 		t.Fatalf("admin status: %+v", status)
+	}
+	// With access logging and metrics on, Caddy's recorder would hand out a
+	// wrapped connection; the tracker must still get the TCP socket itself.
+	if runtime.GOOS == "linux" && status.Trackers[0].Stats.Polled != 2 {
+		t.Fatalf("%d of 2 sockets on the poller", status.Trackers[0].Stats.Polled)
 	}
 	metrics := getAdmin(t, "/metrics")
 	for _, want := range []string{`caddy_p2p_tracker_peers{tracker="default"} 1`, `caddy_p2p_tracker_messages_total{action="announce",tracker="default"} 2`} {

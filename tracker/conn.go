@@ -159,10 +159,8 @@ func (c *conn) closeWith(code int, reason string) {
 // is never closed while the poller still watches it (its number could be
 // reused). Connections the tracker cannot shut down are closed.
 func (c *conn) abort() {
-	if c.raw != nil {
-		if c.raw.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }) == nil {
-			return
-		}
+	if c.raw != nil && shutdownSocket(c.raw) == nil {
+		return
 	}
 	c.nc.Close()
 }

@@ -61,6 +61,13 @@ func (p *poller) add(c *conn) error {
 	return nil
 }
 
+// count returns the number of registered sockets.
+func (p *poller) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
 func (p *poller) rearm(c *conn) error { return p.ctl(syscall.EPOLL_CTL_MOD, c) }
 
 // remove unregisters c; call it before closing the socket.

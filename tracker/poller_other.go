@@ -17,6 +17,7 @@ func newPoller() (*poller, error) { return nil, errors.New("no poller on this pl
 func (p *poller) add(*conn) error                      { return errors.New("no poller") }
 func (p *poller) rearm(*conn) error                    { return errors.New("no poller") }
 func (p *poller) remove(*conn)                         {}
+func (p *poller) count() int                           { return 0 }
 func (p *poller) run(context.Context, *sync.WaitGroup) {}
 
 const pollerAvailable = false

@@ -57,6 +57,7 @@ type counters struct {
 // Stats is a snapshot of a tracker's totals.
 type Stats struct {
 	Connections          int              `json:"connections"`
+	PolledConnections    int              `json:"polled_connections"`
 	Swarms               int              `json:"swarms"`
 	Peers                int              `json:"peers"`
 	Accepted             int64            `json:"connections_accepted"`
@@ -386,8 +387,13 @@ func (t *Tracker) Stats() Stats {
 	t.mu.Lock()
 	conns := len(t.conns)
 	t.mu.Unlock()
+	polled := 0
+	if t.poller != nil {
+		polled = t.poller.count()
+	}
 	s := Stats{
 		Connections:          conns,
+		PolledConnections:    polled,
 		Swarms:               swarms,
 		Peers:                peers,
 		Accepted:             t.stats.accepted.Load(),

@@ -24,3 +24,9 @@ func waitReadable(rc syscall.RawConn) error {
 	}
 	return perr
 }
+
+// shutdownSocket shuts both directions of the socket down without closing
+// it, so its reader sees the end of the stream.
+func shutdownSocket(rc syscall.RawConn) error {
+	return rc.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+}
