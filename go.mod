@@ -6,7 +6,9 @@ require (
 	github.com/caddyserver/caddy/v2 v2.11.9
 	github.com/dustin/go-humanize v1.1.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/grafov/m3u8 v0.12.1
 	github.com/prometheus/client_golang v1.24.1
+	github.com/zencoder/go-dash/v3 v3.0.3
 	go.uber.org/zap v1.28.0
 )
 
