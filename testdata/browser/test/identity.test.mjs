@@ -188,6 +188,22 @@ async function playFor(pages, seconds, what) {
   });
 }
 
+// runPagesRetrying gives a scenario a second pair of fresh pages when the
+// players never start: shaka 4.16.29 with P2P Media Loader 2.2.2 sometimes
+// stalls after its first segments on a loaded machine (seen once with
+// SegmentTimeline in CI). That is a client stall before there is anything
+// to compare, not an identity mismatch; a second stall still fails.
+async function runPagesRetrying(sc, url) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runPages(sc, url);
+    } catch (e) {
+      if (attempt >= 2 || !/waiting for both pages play/.test(String(e?.message))) throw e;
+      h.log(`${sc.name}: the players did not start (${String(e.message).split("\n")[0]}); retrying once with fresh pages`);
+    }
+  }
+}
+
 async function runPages(sc, url) {
   const names = ["A", "B"];
   const pages = await Promise.all(names.map((n) => h.openPlayer(browser, url, { name: `${sc.client}-${n}` })));
@@ -503,7 +519,7 @@ after(() => {
 const only = process.env.IDCHECK_ONLY ? new RegExp(process.env.IDCHECK_ONLY, "i") : null;
 for (const sc of SCENARIOS) {
   if (only && !only.test(sc.name)) continue;
-  test(sc.name, { timeout: 150_000 }, async () => {
+  test(sc.name, { timeout: 240_000 }, async () => {
     const t0 = Date.now();
     const gen = GENERATION[sc.client];
     let manifestPath = sc.manifest;
@@ -519,7 +535,7 @@ for (const sc of SCENARIOS) {
     try {
       if (live) watcher = runIdcheck(manifestURL, { watch: true });
       else ours = await runIdcheck(manifestURL).result();
-      const pages = await runPages(sc, pageURL(sc, manifestPath));
+      const pages = await runPagesRetrying(sc, pageURL(sc, manifestPath));
       if (watcher) {
         // One more refresh than the pages can have seen (idcheck refreshes
         // every second): the shaka index dump may hold a newer playlist.
