@@ -1,0 +1,538 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// SegmentSource supplies the bytes of the segments of one swarm to an
+// UploadSession. The seeder plugs its cache or fetcher in here.
+type SegmentSource interface {
+	// Segment returns the payload of the segment with the given external
+	// id (spec §4) and true, or false if the segment is not available.
+	// It must return promptly once ctx is done: the session gives it a
+	// deadline shorter than the browser's 2 s inactivity timer. The
+	// returned slice is only read, never modified or retained after the
+	// upload; the source keeps ownership of it and must not change its
+	// contents afterwards.
+	Segment(ctx context.Context, externalID int64) (data []byte, ok bool, err error)
+}
+
+// SegmentSourceFunc adapts a function to the SegmentSource interface.
+type SegmentSourceFunc func(ctx context.Context, externalID int64) ([]byte, bool, error)
+
+// Segment implements SegmentSource by calling f.
+func (f SegmentSourceFunc) Segment(ctx context.Context, externalID int64) ([]byte, bool, error) {
+	return f(ctx, externalID)
+}
+
+// Defaults of UploadOptions.
+const (
+	// DefaultLookupTimeout bounds a SegmentSource lookup, leaving time for
+	// the header to reach the browser within its 2 s inactivity timer.
+	DefaultLookupTimeout = 1500 * time.Millisecond
+	// DefaultHighWaterMark is the BufferedAmount above which an upload
+	// pauses.
+	DefaultHighWaterMark = 1 << 20
+	// DefaultLowWaterMark is the BufferedAmountLowThreshold at which a
+	// paused upload resumes.
+	DefaultLowWaterMark = 256 << 10
+	// DefaultStallTimeout is how long an upload may stay paused by flow
+	// control before it is abandoned. The browser itself gives up after
+	// 2 s without bytes, so an upload stalled far longer has no reader.
+	DefaultStallTimeout = 15 * time.Second
+	// DefaultMaxRequestsPerSecond is the sustained rate of segment
+	// requests a session accepts. A browser has at most one request per
+	// connection in flight, so a legitimate peer stays far below it.
+	DefaultMaxRequestsPerSecond = 20
+	// DefaultRequestBurst is the number of requests accepted back to back
+	// before the rate cap applies.
+	DefaultRequestBurst = 40
+	// DefaultUploadMaxCommandSize caps the commands an UploadSession
+	// joins. Requests and cancels are about 20 bytes; only announcements
+	// are ever split into several frames, and the session ignores them,
+	// so a small cap loses nothing and bounds memory per session.
+	DefaultUploadMaxCommandSize = 64 << 10
+)
+
+// UploadOptions tune an UploadSession. The zero value selects the defaults.
+type UploadOptions struct {
+	// LookupTimeout bounds each SegmentSource lookup; after it the request
+	// is answered with SegmentAbsent. Default DefaultLookupTimeout.
+	LookupTimeout time.Duration
+	// HighWaterMark and LowWaterMark drive flow control: sending pauses
+	// while BufferedAmount exceeds HighWaterMark and resumes when it falls
+	// to LowWaterMark. Defaults DefaultHighWaterMark and
+	// DefaultLowWaterMark.
+	HighWaterMark, LowWaterMark uint64
+	// StallTimeout abandons an upload that flow control has kept paused
+	// this long. Default DefaultStallTimeout.
+	StallTimeout time.Duration
+	// MaxMessageSize is the largest payload chunk sent. Default (and
+	// maximum) DefaultMaxMessageSize, the client's webRtcMaxMessageSize.
+	MaxMessageSize int
+	// MaxCommandSize caps a joined incoming command. Default
+	// DefaultUploadMaxCommandSize.
+	MaxCommandSize int
+	// MaxRequestsPerSecond and RequestBurst form a token bucket for
+	// incoming SegmentRequests; requests over it are ignored: they get no
+	// reply and do not stop the current upload. Defaults
+	// DefaultMaxRequestsPerSecond and DefaultRequestBurst.
+	MaxRequestsPerSecond float64
+	RequestBurst         int
+}
+
+func (o UploadOptions) withDefaults() UploadOptions {
+	if o.LookupTimeout <= 0 {
+		o.LookupTimeout = DefaultLookupTimeout
+	}
+	if o.HighWaterMark == 0 {
+		o.HighWaterMark = DefaultHighWaterMark
+	}
+	if o.LowWaterMark == 0 {
+		o.LowWaterMark = DefaultLowWaterMark
+	}
+	if o.LowWaterMark > o.HighWaterMark {
+		o.LowWaterMark = o.HighWaterMark
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.MaxMessageSize <= 0 || o.MaxMessageSize > DefaultMaxMessageSize {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.MaxCommandSize <= 0 {
+		o.MaxCommandSize = DefaultUploadMaxCommandSize
+	}
+	if o.MaxRequestsPerSecond <= 0 {
+		o.MaxRequestsPerSecond = DefaultMaxRequestsPerSecond
+	}
+	if o.RequestBurst <= 0 {
+		o.RequestBurst = DefaultRequestBurst
+	}
+	return o
+}
+
+// UploadStats counts what an UploadSession has done. All fields are
+// cumulative.
+type UploadStats struct {
+	Requests       uint64 // SegmentRequests accepted for processing
+	RateLimited    uint64 // SegmentRequests ignored by the rate cap
+	Completed      uint64 // uploads that ended with SegmentDataSendingCompleted
+	Absent         uint64 // SegmentAbsent replies sent
+	Aborted        uint64 // requests dropped or uploads stopped by a cancel, a newer request, a stall, a full send buffer or a close
+	BytesSent      uint64 // segment payload bytes handed to the channel
+	PayloadIgnored uint64 // incoming messages that are not command frames
+	BadFrames      uint64 // incoming frames the Joiner rejected
+	BadCommands    uint64 // joined commands that failed to decode
+	SendErrors     uint64 // failed data-channel sends
+}
+
+// uploadCounters holds the atomic counterparts of UploadStats.
+type uploadCounters struct {
+	requests, rateLimited, completed, absent, aborted, bytesSent atomic.Uint64
+	payloadIgnored, badFrames, badCommands, sendErrors           atomic.Uint64
+}
+
+// activeUpload identifies the request the worker is serving.
+type activeUpload struct {
+	req    SegmentRequest
+	cancel context.CancelFunc
+}
+
+// UploadSession serves segments to one remote peer over one P2P Media
+// Loader data channel, as the uploading side of the protocol (spec §3.5,
+// §8): it announces the ids it holds, answers each SegmentRequest with
+// SegmentAbsent or with a SegmentData header, the payload in chunks and
+// SegmentDataSendingCompleted, and honours CancelSegmentRequest. At most one
+// upload runs at a time and the newest request wins.
+//
+// The session uses the channel in its ordinary (not detached) mode. That
+// works with whatever SettingEngine the seeder's PeerConnection uses (a
+// detached channel needs SettingEngine.DetachDataChannels for the whole API
+// and Detach inside OnOpen), reuses pion's own read loop instead of adding a
+// reader goroutine, and gives flow control through BufferedAmount and
+// OnBufferedAmountLow, exactly the mechanism browsers use. Sends never
+// block, so the single worker goroutine can always notice cancellation.
+//
+// The session installs the channel's OnOpen, OnClose, OnMessage and
+// OnBufferedAmountLow handlers; the owner must not replace them and can
+// watch Done instead. It starts one goroutine, which ends on Close, when
+// the channel closes, or when its PeerConnection closes (which closes the
+// channel). The owner should still call Close, or close the PeerConnection,
+// when the connection fails: pion does not close channels on ICE failure
+// (pion-notes §4).
+type UploadSession struct {
+	dc   *webrtc.DataChannel
+	src  SegmentSource
+	opts UploadOptions
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	openOnce sync.Once
+	wake     chan struct{} // a pending request is waiting (capacity 1)
+	lowWater chan struct{} // BufferedAmount fell to the low mark (capacity 1)
+
+	annMu     sync.Mutex
+	announced SegmentsAnnouncement
+	isOpen    bool
+
+	msgMu  sync.Mutex // serialises incoming message handling
+	joiner *Joiner
+	tokens float64
+	last   time.Time
+
+	mu      sync.Mutex
+	pending *SegmentRequest
+	current *activeUpload
+
+	stats uploadCounters
+}
+
+// NewUploadSession starts serving src over dc and announces ids (which may
+// be empty) as soon as dc is open; dc may be open already or still
+// connecting. Passing the initial ids here rather than through a later
+// Announce guarantees that the first announcement the peer sees is
+// complete. The zero UploadOptions selects the defaults.
+func NewUploadSession(dc *webrtc.DataChannel, src SegmentSource, ids []int64, opts UploadOptions) (*UploadSession, error) {
+	if dc == nil {
+		return nil, errors.New("p2p: new upload session: nil data channel")
+	}
+	if src == nil {
+		return nil, errors.New("p2p: new upload session: nil segment source")
+	}
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &UploadSession{
+		dc:       dc,
+		src:      src,
+		opts:     opts,
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		lowWater: make(chan struct{}, 1),
+		joiner:   NewJoiner(opts.MaxCommandSize),
+		tokens:   float64(opts.RequestBurst),
+	}
+	s.announced, _ = BuildAnnouncement(ids, nil)
+	dc.SetBufferedAmountLowThreshold(opts.LowWaterMark)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case s.lowWater <- struct{}{}:
+		default:
+		}
+	})
+	dc.OnMessage(s.handleMessage)
+	dc.OnClose(func() { s.cancel() })
+	// pion calls the handler at once (in a goroutine of its own) if the
+	// channel is already open, and never if it is already closed.
+	dc.OnOpen(s.handleOpen)
+	if dc.ReadyState() == webrtc.DataChannelStateClosed {
+		cancel()
+	}
+	go s.run()
+	return s, nil
+}
+
+// Done returns a channel that is closed once the session has stopped and
+// its goroutine has ended.
+func (s *UploadSession) Done() <-chan struct{} { return s.done }
+
+// Close stops the session: any upload in progress ends without a
+// completion, later messages are ignored, and Close returns once the
+// session's goroutine has ended. It does not close the data channel, which
+// belongs to the caller. Close is safe to call more than once.
+func (s *UploadSession) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// Stats returns a snapshot of the session's counters.
+func (s *UploadSession) Stats() UploadStats {
+	c := &s.stats
+	return UploadStats{
+		Requests:       c.requests.Load(),
+		RateLimited:    c.rateLimited.Load(),
+		Completed:      c.completed.Load(),
+		Absent:         c.absent.Load(),
+		Aborted:        c.aborted.Load(),
+		BytesSent:      c.bytesSent.Load(),
+		PayloadIgnored: c.payloadIgnored.Load(),
+		BadFrames:      c.badFrames.Load(),
+		BadCommands:    c.badCommands.Load(),
+		SendErrors:     c.sendErrors.Load(),
+	}
+}
+
+// Announce sets the segment ids this session offers and, if the channel is
+// open, sends them to the peer at once; otherwise they are sent when it
+// opens. Call it again whenever the set changes: each announcement replaces
+// the previous one on the receiving side. The ids pass through
+// BuildAnnouncement, so the client never drops the announcement; the ids
+// it had to leave out are returned. ids is not retained.
+func (s *UploadSession) Announce(ids []int64) (Omitted, error) {
+	a, omitted := BuildAnnouncement(ids, nil)
+	s.annMu.Lock()
+	defer s.annMu.Unlock()
+	s.announced = a
+	if !s.isOpen || s.ctx.Err() != nil {
+		return omitted, nil
+	}
+	if err := s.sendCommand(a); err != nil {
+		return omitted, fmt.Errorf("p2p: announce %d ids: %w", len(a.Loaded), err)
+	}
+	return omitted, nil
+}
+
+// handleOpen sends the current announcement once the channel is open.
+func (s *UploadSession) handleOpen() {
+	s.openOnce.Do(func() {
+		s.annMu.Lock()
+		defer s.annMu.Unlock()
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.isOpen = true
+		// Errors are counted by sendCommand; the channel is closing.
+		_ = s.sendCommand(s.announced)
+	})
+}
+
+// sendCommand encodes cmd and sends its frames.
+func (s *UploadSession) sendCommand(cmd Command) error {
+	frames, err := Encode(cmd, DefaultMaxMessageSize)
+	if err != nil {
+		return fmt.Errorf("encode %v: %w", cmd.Type(), err)
+	}
+	for _, f := range frames {
+		if err := s.dc.Send(f); err != nil {
+			s.stats.sendErrors.Add(1)
+			return fmt.Errorf("send %v: %w", cmd.Type(), err)
+		}
+	}
+	return nil
+}
+
+// handleMessage runs on pion's read loop for every incoming message. It
+// must not block, so it only records requests and cancels for the worker.
+func (s *UploadSession) handleMessage(msg webrtc.DataChannelMessage) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	// Text messages are treated as their UTF-8 bytes, as the client does.
+	if !IsCommandFrame(msg.Data) {
+		// Browsers do not upload to a seeder; stray payload is ignored.
+		s.stats.payloadIgnored.Add(1)
+		return
+	}
+	s.msgMu.Lock()
+	defer s.msgMu.Unlock()
+	body, done, err := s.joiner.Push(msg.Data)
+	if err != nil {
+		s.stats.badFrames.Add(1)
+		return
+	}
+	if !done {
+		return
+	}
+	cmd, err := Decode(body)
+	if err != nil {
+		s.stats.badCommands.Add(1)
+		return
+	}
+	switch c := cmd.(type) {
+	case SegmentRequest:
+		if !s.allowRequestLocked(time.Now()) {
+			s.stats.rateLimited.Add(1)
+			return
+		}
+		s.stats.requests.Add(1)
+		s.enqueue(c)
+	case CancelSegmentRequest:
+		s.cancelRequest(c)
+	}
+	// Announcements and unknown commands are ignored (spec §8, item 6).
+}
+
+// allowRequestLocked applies the token bucket; s.msgMu must be held.
+func (s *UploadSession) allowRequestLocked(now time.Time) bool {
+	if !s.last.IsZero() {
+		s.tokens += now.Sub(s.last).Seconds() * s.opts.MaxRequestsPerSecond
+		s.tokens = min(s.tokens, float64(s.opts.RequestBurst))
+	}
+	s.last = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+// enqueue makes req the next request to serve, stopping the current upload
+// and replacing any request that has not started yet: the newest request
+// wins (spec §3.5, uploader side).
+func (s *UploadSession) enqueue(req SegmentRequest) {
+	s.mu.Lock()
+	if s.current != nil {
+		s.current.cancel()
+	}
+	r := req
+	s.pending = &r
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// cancelRequest stops the upload or pending request that c names.
+func (s *UploadSession) cancelRequest(c CancelSegmentRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pending; p != nil && p.ID == c.ID && p.RequestID == c.RequestID {
+		s.pending = nil
+	}
+	if cur := s.current; cur != nil && cur.req.ID == c.ID && cur.req.RequestID == c.RequestID {
+		cur.cancel()
+	}
+}
+
+// run is the session's only goroutine: it serves pending requests one at a
+// time until the session stops.
+func (s *UploadSession) run() {
+	defer close(s.done)
+	defer s.cancel()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		req := s.pending
+		s.pending = nil
+		if req == nil {
+			s.mu.Unlock()
+			continue
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		s.current = &activeUpload{req: *req, cancel: cancel}
+		s.mu.Unlock()
+
+		s.serve(ctx, *req)
+
+		s.mu.Lock()
+		s.current = nil
+		s.mu.Unlock()
+		cancel()
+	}
+}
+
+// serve answers one request. ctx is cancelled by a matching cancel, a newer
+// request or the end of the session; after that nothing more is sent for
+// the request.
+func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) {
+	if req.ID < 0 || req.ByteFrom < 0 {
+		s.sendAbsent(ctx, req)
+		return
+	}
+	lookupCtx, cancelLookup := context.WithTimeout(ctx, s.opts.LookupTimeout)
+	data, ok, err := s.src.Segment(lookupCtx, req.ID)
+	lookupErr := lookupCtx.Err()
+	cancelLookup()
+	switch {
+	case ctx.Err() != nil:
+		s.stats.aborted.Add(1)
+		return
+	case err != nil || !ok || lookupErr != nil || req.ByteFrom > int64(len(data)):
+		s.sendAbsent(ctx, req)
+		return
+	}
+	payload := data[req.ByteFrom:]
+	header := SegmentData{ID: req.ID, Size: int64(len(payload)), RequestID: req.RequestID}
+	if err := s.sendCommand(header); err != nil {
+		s.cancel()
+		return
+	}
+	for len(payload) > 0 {
+		if err := s.waitForRoom(ctx); err != nil {
+			s.stats.aborted.Add(1)
+			return
+		}
+		n := NextChunk(payload, s.opts.MaxMessageSize)
+		if err := s.dc.Send(payload[:n]); err != nil {
+			s.stats.sendErrors.Add(1)
+			s.stats.aborted.Add(1)
+			s.cancel()
+			return
+		}
+		s.stats.bytesSent.Add(uint64(n))
+		payload = payload[n:]
+	}
+	// Decide under s.mu so that a cancel handled after this point finds
+	// no current upload and a cancel handled before it is honoured.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ctx.Err() != nil {
+		s.stats.aborted.Add(1)
+		return
+	}
+	if err := s.sendCommand(SegmentDataSendingCompleted{ID: req.ID, RequestID: req.RequestID}); err != nil {
+		s.cancel()
+		return
+	}
+	s.stats.completed.Add(1)
+}
+
+// sendAbsent answers req with SegmentAbsent unless the request was
+// cancelled or the channel's buffer is full (a peer that does not read its
+// replies gets none, so a request flood cannot grow our memory).
+func (s *UploadSession) sendAbsent(ctx context.Context, req SegmentRequest) {
+	if ctx.Err() != nil || s.dc.BufferedAmount() > s.opts.HighWaterMark {
+		s.stats.aborted.Add(1)
+		return
+	}
+	if err := s.sendCommand(SegmentAbsent{ID: req.ID, RequestID: req.RequestID}); err != nil {
+		s.cancel()
+		return
+	}
+	s.stats.absent.Add(1)
+}
+
+// errStalled reports an upload abandoned by flow control.
+var errStalled = errors.New("upload stalled by flow control")
+
+// waitForRoom blocks while the channel's BufferedAmount is above the high
+// water mark, until it drains, ctx ends or the stall timeout passes.
+func (s *UploadSession) waitForRoom(ctx context.Context) error {
+	if s.dc.BufferedAmount() <= s.opts.HighWaterMark {
+		return ctx.Err()
+	}
+	stall := time.NewTimer(s.opts.StallTimeout)
+	defer stall.Stop()
+	// The poll guards against a low-water event that pion skips, for
+	// example when the amount drains while the handler is being set.
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	for s.dc.BufferedAmount() > s.opts.HighWaterMark {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stall.C:
+			return fmt.Errorf("p2p: upload: paused for %v: %w", s.opts.StallTimeout, errStalled)
+		case <-s.lowWater:
+		case <-poll.C:
+		}
+	}
+	return ctx.Err()
+}

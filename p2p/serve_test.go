@@ -1,0 +1,595 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// serveHarness connects a browser-like client PeerConnection to a server
+// PeerConnection running an UploadSession, both in this process over
+// loopback.
+type serveHarness struct {
+	t              *testing.T
+	client, server *webrtc.PeerConnection
+	cdc, sdc       *webrtc.DataChannel
+	sess           *UploadSession
+	msgs           chan []byte
+
+	blockOnPayload atomic.Bool
+	release        chan struct{}
+	releaseOnce    sync.Once
+}
+
+// serveTestSource serves fixed segments and can be told to fail or stall.
+func serveTestSource(segs map[int64][]byte) SegmentSource {
+	return SegmentSourceFunc(func(ctx context.Context, id int64) ([]byte, bool, error) {
+		switch id {
+		case 666:
+			return nil, false, errors.New("origin failed")
+		case 777:
+			<-ctx.Done()
+			return nil, false, ctx.Err()
+		}
+		d, ok := segs[id]
+		return d, ok, nil
+	})
+}
+
+func serveTestData(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/251)
+	}
+	return b
+}
+
+func newServeAPI() *webrtc.API {
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// A pion receiver sends no window update when its application reads
+	// again after a stall; the sender only finds out through zero-window
+	// probes on its retransmission timer, whose backoff this caps.
+	se.SetSCTPRTOMax(500 * time.Millisecond)
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// newServeHarness connects the peers, starts the session with src and
+// opts, and announces ids before the channel opens.
+func newServeHarness(t *testing.T, src SegmentSource, opts UploadOptions, ids []int64) *serveHarness {
+	t.Helper()
+	h := &serveHarness{t: t, msgs: make(chan []byte, 8192), release: make(chan struct{})}
+	api := newServeAPI()
+	var err error
+	if h.client, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatalf("client pc: %v", err)
+	}
+	if h.server, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatalf("server pc: %v", err)
+	}
+	t.Cleanup(h.close)
+
+	type started struct {
+		dc   *webrtc.DataChannel
+		sess *UploadSession
+		err  error
+	}
+	startedCh := make(chan started, 1)
+	h.server.OnDataChannel(func(dc *webrtc.DataChannel) {
+		sess, err := NewUploadSession(dc, src, ids, opts)
+		startedCh <- started{dc, sess, err}
+	})
+	if h.cdc, err = h.client.CreateDataChannel(strings.Repeat("ab", 20), nil); err != nil {
+		t.Fatalf("create channel: %v", err)
+	}
+	opened := make(chan struct{})
+	h.cdc.OnOpen(func() { close(opened) })
+	h.cdc.OnMessage(func(m webrtc.DataChannelMessage) {
+		h.msgs <- m.Data
+		if !IsCommandFrame(m.Data) && h.blockOnPayload.Load() {
+			<-h.release
+		}
+	})
+
+	exchange := func(from, to *webrtc.PeerConnection, offer bool) {
+		var sd webrtc.SessionDescription
+		if offer {
+			sd, err = from.CreateOffer(nil)
+		} else {
+			sd, err = from.CreateAnswer(nil)
+		}
+		if err != nil {
+			t.Fatalf("create sdp: %v", err)
+		}
+		gathered := webrtc.GatheringCompletePromise(from)
+		if err := from.SetLocalDescription(sd); err != nil {
+			t.Fatalf("set local: %v", err)
+		}
+		<-gathered
+		if err := to.SetRemoteDescription(*from.LocalDescription()); err != nil {
+			t.Fatalf("set remote: %v", err)
+		}
+	}
+	exchange(h.client, h.server, true)
+	exchange(h.server, h.client, false)
+
+	select {
+	case s := <-startedCh:
+		if s.err != nil {
+			t.Fatalf("start session: %v", s.err)
+		}
+		h.sdc, h.sess = s.dc, s.sess
+	case <-time.After(10 * time.Second):
+		t.Fatal("server saw no data channel")
+	}
+	select {
+	case <-opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("client channel did not open")
+	}
+	return h
+}
+
+func (h *serveHarness) unblock() { h.releaseOnce.Do(func() { close(h.release) }) }
+
+func (h *serveHarness) close() {
+	h.unblock()
+	if h.sess != nil {
+		_ = h.sess.Close()
+	}
+	_ = h.client.Close()
+	_ = h.server.Close()
+}
+
+// next returns the next message the client received.
+func (h *serveHarness) next() []byte {
+	h.t.Helper()
+	select {
+	case m := <-h.msgs:
+		return m
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("timed out waiting for a message")
+		return nil
+	}
+}
+
+// nextCommand returns the next message, which must be a single-frame
+// command.
+func (h *serveHarness) nextCommand() Command {
+	h.t.Helper()
+	m := h.next()
+	if !IsCommandFrame(m) {
+		h.t.Fatalf("got %d-byte payload, want a command", len(m))
+	}
+	cmd, err := Decode(m[4 : len(m)-4])
+	if err != nil {
+		h.t.Fatalf("decode %x: %v", m, err)
+	}
+	return cmd
+}
+
+func (h *serveHarness) send(cmd Command) {
+	h.t.Helper()
+	frames, err := Encode(cmd, 0)
+	if err != nil {
+		h.t.Fatalf("encode: %v", err)
+	}
+	for _, f := range frames {
+		h.sendRaw(f)
+	}
+}
+
+func (h *serveHarness) sendRaw(b []byte) {
+	h.t.Helper()
+	if err := h.cdc.Send(b); err != nil {
+		h.t.Fatalf("send: %v", err)
+	}
+}
+
+// receiveSegment reads a header for (id, rid), the payload it announces
+// and the completion, and returns the payload and chunk sizes. Messages
+// before the header (stale chunks) are skipped, as the client does.
+func (h *serveHarness) receiveSegment(id, rid int64) ([]byte, []int) {
+	h.t.Helper()
+	var hdr SegmentData
+	for {
+		m := h.next()
+		if !IsCommandFrame(m) {
+			continue
+		}
+		cmd, err := Decode(m[4 : len(m)-4])
+		if err != nil {
+			h.t.Fatalf("decode: %v", err)
+		}
+		switch c := cmd.(type) {
+		case SegmentData:
+			if c.ID == id && c.RequestID == rid {
+				hdr = c
+			}
+		case SegmentDataSendingCompleted, SegmentAbsent:
+			h.t.Fatalf("got %#v before the header of %d/%d", c, id, rid)
+		}
+		if hdr.RequestID == rid && hdr.ID == id {
+			break
+		}
+	}
+	var got []byte
+	var sizes []int
+	for int64(len(got)) < hdr.Size {
+		m := h.next()
+		if IsCommandFrame(m) {
+			h.t.Fatalf("command %x after %d of %d payload bytes", m, len(got), hdr.Size)
+		}
+		got = append(got, m...)
+		sizes = append(sizes, len(m))
+	}
+	if int64(len(got)) != hdr.Size {
+		h.t.Fatalf("payload %d bytes, header said %d", len(got), hdr.Size)
+	}
+	if c, ok := h.nextCommand().(SegmentDataSendingCompleted); !ok || c.ID != id || c.RequestID != rid {
+		h.t.Fatalf("got %#v, want completion of %d/%d", c, id, rid)
+	}
+	return got, sizes
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestServeAnnounce(t *testing.T) {
+	h := newServeHarness(t, serveTestSource(nil), UploadOptions{}, []int64{1002, 1000, 1001, 1001})
+	first := h.next()
+	// §7.4: {c:0,l:[1000,1001,1002]}.
+	if want, _ := hex.DecodeString("63737472006c1001020303e8e9ea63656e64"); !bytes.Equal(first, want) {
+		t.Fatalf("announcement on open = %x, want %x", first, want)
+	}
+
+	// 300 entries inside block 0 (256 distinct ids plus duplicates): the
+	// block may carry at most 255 ids, so the lowest is left out.
+	ids := make([]int64, 0, 300)
+	for i := range 300 {
+		ids = append(ids, int64(i%256))
+	}
+	omitted, err := h.sess.Announce(ids)
+	if err != nil {
+		t.Fatalf("announce: %v", err)
+	}
+	if len(omitted.Loaded) != 1 || omitted.Loaded[0] != 0 {
+		t.Fatalf("omitted %v, want [0]", omitted.Loaded)
+	}
+	a, ok := h.nextCommand().(SegmentsAnnouncement)
+	if !ok || len(a.Loaded) != 255 || a.Loaded[0] != 1 || a.Loaded[254] != 255 || len(a.HTTPLoading) != 0 {
+		t.Fatalf("announcement %d ids %v", len(a.Loaded), a.Loaded)
+	}
+
+	if _, err := h.sess.Announce(nil); err != nil {
+		t.Fatalf("announce empty: %v", err)
+	}
+	if m := h.next(); hex.EncodeToString(m) != "637374720063656e64" {
+		t.Fatalf("empty announcement = %x", m)
+	}
+}
+
+func TestServeSegmentTranscript(t *testing.T) {
+	data := serveTestData(150000)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1002: data}), UploadOptions{}, []int64{1002})
+	h.nextCommand() // announcement
+	h.send(SegmentRequest{ID: 1002, RequestID: 925})
+	// §7.4: the header bytes exactly.
+	hdr := h.next()
+	if got := hex.EncodeToString(hdr); got != "6373747202690203ea73030249f07202039d63656e64" {
+		t.Fatalf("header = %s", got)
+	}
+	var got []byte
+	for _, want := range []int{65535, 65535, 18930} {
+		m := h.next()
+		if len(m) != want || IsCommandFrame(m) {
+			t.Fatalf("chunk of %d bytes, want %d", len(m), want)
+		}
+		got = append(got, m...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("reassembled payload differs")
+	}
+	if m := hex.EncodeToString(h.next()); m != "6373747203690203ea7202039d63656e64" {
+		t.Fatalf("completion = %s", m)
+	}
+	if st := h.sess.Stats(); st.Completed != 1 || st.BytesSent != 150000 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestServeResume(t *testing.T) {
+	data := serveTestData(150000)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{7: data}), UploadOptions{}, []int64{7})
+	h.nextCommand()
+	h.send(SegmentRequest{ID: 7, RequestID: 37, ByteFrom: 65535})
+	got, sizes := h.receiveSegment(7, 37)
+	if !bytes.Equal(got, data[65535:]) || len(sizes) != 2 {
+		t.Fatalf("resume: %d bytes in chunks %v", len(got), sizes)
+	}
+	// b == len: an empty payload, then the completion.
+	h.send(SegmentRequest{ID: 7, RequestID: 38, ByteFrom: 150000})
+	if c, ok := h.nextCommand().(SegmentData); !ok || c.Size != 0 || c.RequestID != 38 {
+		t.Fatalf("header %#v", c)
+	}
+	if c, ok := h.nextCommand().(SegmentDataSendingCompleted); !ok || c.RequestID != 38 {
+		t.Fatalf("completion %#v", c)
+	}
+}
+
+func TestServeAbsent(t *testing.T) {
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: serveTestData(3000)}),
+		UploadOptions{LookupTimeout: 200 * time.Millisecond}, []int64{1})
+	h.nextCommand()
+	for _, req := range []SegmentRequest{
+		{ID: 2, RequestID: 1},                 // unknown
+		{ID: 1, RequestID: 2, ByteFrom: 3001}, // b > len
+		{ID: 1, RequestID: 3, ByteFrom: -5},   // negative b
+		{ID: -1, RequestID: 4},                // negative id
+		{ID: MaxSafeInteger, RequestID: 5},    // huge id
+		{ID: 666, RequestID: 6},               // source error
+		{ID: 777, RequestID: 7},               // lookup deadline
+	} {
+		start := time.Now()
+		h.send(req)
+		c, ok := h.nextCommand().(SegmentAbsent)
+		if !ok || c.ID != req.ID || c.RequestID != req.RequestID {
+			t.Fatalf("request %+v: got %#v, want SegmentAbsent", req, c)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("request %+v answered after %v", req, el)
+		}
+	}
+	// The session still serves.
+	h.send(SegmentRequest{ID: 1, RequestID: 8})
+	if got, _ := h.receiveSegment(1, 8); len(got) != 3000 {
+		t.Fatalf("got %d bytes", len(got))
+	}
+}
+
+// startBlockedUpload requests a large segment and returns once the client
+// holds its first chunk and the server is paused by flow control.
+func (h *serveHarness) startBlockedUpload(id, rid int64) {
+	h.t.Helper()
+	h.blockOnPayload.Store(true)
+	h.send(SegmentRequest{ID: id, RequestID: rid})
+	if c, ok := h.nextCommand().(SegmentData); !ok || c.RequestID != rid {
+		h.t.Fatalf("header %#v", c)
+	}
+	if m := h.next(); IsCommandFrame(m) {
+		h.t.Fatal("want a payload chunk")
+	}
+}
+
+func TestServeCancel(t *testing.T) {
+	big := serveTestData(8 << 20)
+	small := serveTestData(3000)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: big, 2: small}),
+		UploadOptions{HighWaterMark: 256 << 10, LowWaterMark: 64 << 10}, []int64{1, 2})
+	h.nextCommand()
+	h.startBlockedUpload(1, 100)
+	h.send(CancelSegmentRequest{ID: 1, RequestID: 100})
+	waitFor(t, "the cancel to stop the upload", func() bool { return h.sess.Stats().Aborted == 1 })
+	h.blockOnPayload.Store(false)
+	h.unblock()
+	h.send(SegmentRequest{ID: 2, RequestID: 101})
+	// Everything up to the next header must be stale payload: no
+	// completion for request 100.
+	got, _ := h.receiveSegment(2, 101)
+	if !bytes.Equal(got, small) {
+		t.Fatal("second request payload differs")
+	}
+	if st := h.sess.Stats(); st.Completed != 1 || st.BytesSent >= uint64(len(big)) {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestServeNewestRequestWins(t *testing.T) {
+	big := serveTestData(8 << 20)
+	small := serveTestData(3000)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: big, 2: small}),
+		UploadOptions{HighWaterMark: 256 << 10, LowWaterMark: 64 << 10}, []int64{1, 2})
+	h.nextCommand()
+	h.startBlockedUpload(1, 200)
+	h.send(SegmentRequest{ID: 2, RequestID: 201})
+	waitFor(t, "the new request to stop the upload", func() bool { return h.sess.Stats().Aborted == 1 })
+	h.blockOnPayload.Store(false)
+	h.unblock()
+	if got, _ := h.receiveSegment(2, 201); !bytes.Equal(got, small) {
+		t.Fatal("second request payload differs")
+	}
+	if st := h.sess.Stats(); st.Completed != 1 || st.Requests != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestServeHostileInput(t *testing.T) {
+	data := serveTestData(3000)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: data}),
+		UploadOptions{MaxRequestsPerSecond: 5, RequestBurst: 5}, []int64{1})
+	h.nextCommand()
+	h.sendRaw([]byte("hello, not a command"))                                                             // payload: ignored
+	h.sendRaw([]byte("dstr\x01\x69\x01\x01dend"))                                                         // continuation without a first frame
+	h.sendRaw([]byte("cstr\x01\x69\x31\x00cend"))                                                         // type nibble 3: decode error
+	h.sendRaw(append([]byte("cstr\x01\x69\x0f"), make([]byte, 19)...))                                    // truncated, not a frame
+	h.sendRaw([]byte("cstr\x01\x69\x0f\x7f\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xffcend")) // out of range
+	h.sendRaw([]byte("cstr\xffcend"))                                                                     // unknown command: ignored
+	h.send(SegmentsAnnouncement{Loaded: []int64{5, 6}})                                                   // browser announcement: ignored
+	oversized := append([]byte("cstr"), make([]byte, 70000)...)
+	h.sendRaw(append(oversized, "dend"...)) // beyond the Joiner cap
+	h.sendRaw([]byte("dstr\x00cend"))
+	waitFor(t, "garbage to be counted", func() bool {
+		st := h.sess.Stats()
+		return st.PayloadIgnored == 2 && st.BadFrames == 3 && st.BadCommands == 2
+	})
+	h.send(SegmentRequest{ID: 1, RequestID: 1})
+	if got, _ := h.receiveSegment(1, 1); !bytes.Equal(got, data) {
+		t.Fatal("payload differs after garbage")
+	}
+
+	// A flood: the rate cap drops most requests, newest wins for the
+	// rest, and the session survives.
+	for i := range 50 {
+		h.send(SegmentRequest{ID: 9, RequestID: int64(i)})
+	}
+	waitFor(t, "the flood to be counted", func() bool {
+		st := h.sess.Stats()
+		return st.Requests+st.RateLimited == 51
+	})
+	if st := h.sess.Stats(); st.RateLimited < 40 {
+		t.Fatalf("rate cap let through %d of 50 requests", 50-st.RateLimited)
+	}
+	time.Sleep(time.Second) // refill
+	for {
+		cmd := h.nextCommand()
+		if _, ok := cmd.(SegmentAbsent); !ok {
+			t.Fatalf("flood answered with %#v", cmd)
+		}
+		if len(h.msgs) == 0 {
+			break
+		}
+	}
+	h.send(SegmentRequest{ID: 1, RequestID: 999})
+	if got, _ := h.receiveSegment(1, 999); !bytes.Equal(got, data) {
+		t.Fatal("payload differs after flood")
+	}
+}
+
+func TestServeSlowReader(t *testing.T) {
+	const size = 12 << 20
+	data := serveTestData(size)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: data}), UploadOptions{}, []int64{1})
+	h.nextCommand()
+	h.startBlockedUpload(1, 5)
+	// The client reads nothing now. Watch the server's send buffer.
+	var maxBuffered uint64
+	for range 100 {
+		maxBuffered = max(maxBuffered, h.sdc.BufferedAmount())
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("client not reading: max BufferedAmount %d, bytes sent %d", maxBuffered, h.sess.Stats().BytesSent)
+	limit := uint64(DefaultHighWaterMark + DefaultMaxMessageSize + 4<<10) // plus room for command frames
+	if maxBuffered > limit {
+		t.Fatalf("buffered %d bytes, flow control limit %d", maxBuffered, limit)
+	}
+	// Bytes handed to pion: the client's receive window (1 MiB) plus our
+	// high-water mark and a chunk, nowhere near the 12 MiB segment.
+	if sent := h.sess.Stats().BytesSent; sent > 4<<20 {
+		t.Fatalf("%d bytes sent to a client that is not reading", sent)
+	}
+	h.blockOnPayload.Store(false)
+	h.unblock()
+	resumed := time.Now()
+	defer func() { t.Logf("rest of the segment took %v after the client resumed", time.Since(resumed)) }()
+	var n int
+	for {
+		m := h.next()
+		if IsCommandFrame(m) {
+			if c, err := Decode(m[4 : len(m)-4]); err != nil || c.Type() != TypeSegmentDataSendingCompleted {
+				t.Fatalf("got %x", m)
+			}
+			break
+		}
+		n += len(m)
+	}
+	if n != size-DefaultMaxMessageSize {
+		t.Fatalf("received %d bytes after the first chunk, want %d", n, size-DefaultMaxMessageSize)
+	}
+}
+
+func TestServeStallTimeout(t *testing.T) {
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: serveTestData(8 << 20), 2: serveTestData(10)}),
+		UploadOptions{StallTimeout: 300 * time.Millisecond}, []int64{1, 2})
+	h.nextCommand()
+	h.startBlockedUpload(1, 1)
+	waitFor(t, "the stalled upload to be abandoned", func() bool { return h.sess.Stats().Aborted == 1 })
+	h.blockOnPayload.Store(false)
+	h.unblock()
+	// Let the stale chunks drain so that the next upload does not stall.
+	waitFor(t, "the send buffer to drain", func() bool { return h.sdc.BufferedAmount() == 0 })
+	h.send(SegmentRequest{ID: 2, RequestID: 2})
+	if got, _ := h.receiveSegment(2, 2); len(got) != 10 {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	if st := h.sess.Stats(); st.Completed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func serveSessionGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "(*UploadSession).run")
+}
+
+func TestServeCloseEndsGoroutines(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: serveTestData(3000)}), UploadOptions{}, []int64{1})
+	h.nextCommand()
+	h.send(SegmentRequest{ID: 1, RequestID: 1})
+	h.receiveSegment(1, 1)
+	if serveSessionGoroutines() != 1 {
+		t.Fatal("session goroutine not running")
+	}
+	if err := h.sess.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	select {
+	case <-h.sess.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	if n := serveSessionGoroutines(); n != 0 {
+		t.Fatalf("%d session goroutines after Close", n)
+	}
+	h.close()
+	waitFor(t, "goroutines to return to the baseline", func() bool {
+		return runtime.NumGoroutine() <= baseline+2
+	})
+	t.Logf("goroutines: baseline %d, after close %d", baseline, runtime.NumGoroutine())
+}
+
+func TestServePeerCloseEndsSession(t *testing.T) {
+	h := newServeHarness(t, serveTestSource(nil), UploadOptions{}, nil)
+	h.nextCommand()
+	if err := h.client.Close(); err != nil {
+		t.Fatalf("client close: %v", err)
+	}
+	select {
+	case <-h.sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("session still running after the peer closed")
+	}
+}
+
+func TestServeOwnPeerConnectionCloseEndsSession(t *testing.T) {
+	h := newServeHarness(t, serveTestSource(nil), UploadOptions{}, nil)
+	h.nextCommand()
+	if err := h.server.Close(); err != nil {
+		t.Fatalf("server close: %v", err)
+	}
+	select {
+	case <-h.sess.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("session still running after its PeerConnection closed")
+	}
+}
