@@ -151,6 +151,12 @@ func (c *conn) closeWith(code int, reason string) {
 		time.AfterFunc(time.Second, c.abort)
 		return
 	}
+	c.mu.Lock()
+	pending := c.closing && !c.closed
+	c.mu.Unlock()
+	if pending {
+		return // an earlier close frame is on its way, with its own backstop
+	}
 	c.abort()
 }
 
