@@ -47,6 +47,6 @@ func BenchmarkEncodeRelayedOffer(b *testing.B) {
 	buf := make([]byte, 0, 2048)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendRelayedOffer(buf[:0], ih, *req.PeerID, req.Offers[0].OfferID, req.Offers[0].Offer)
+		buf = appendRelayed(buf[:0], "offer", ih, *req.PeerID, req.Offers[0].OfferID, req.Offers[0].Offer)
 	}
 }

@@ -398,7 +398,7 @@ func (c *conn) announce(req *request, cfg *Config) {
 			t.stats.answersUndeliverable.Add(1)
 			return
 		}
-		if to.Send(appendRelayedAnswer(nil, ih, peerID, *req.OfferID, req.Answer)) {
+		if to.Send(appendRelayed(nil, "answer", ih, peerID, *req.OfferID, req.Answer)) {
 			t.stats.answersRelayed.Add(1)
 		}
 		return
@@ -415,7 +415,7 @@ func (c *conn) announce(req *request, cfg *Config) {
 	c.buf = t.swarms.PickPeers(c.buf[:0], ih, c, want)
 	for i, ep := range c.buf {
 		o := &req.Offers[i]
-		if ep.Send(appendRelayedOffer(nil, ih, peerID, o.OfferID, o.Offer)) {
+		if ep.Send(appendRelayed(nil, "offer", ih, peerID, o.OfferID, o.Offer)) {
 			t.stats.offersRelayed.Add(1)
 		}
 		c.buf[i] = nil

@@ -38,7 +38,7 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("accepted announce with bad ids: %q %v", ih, err)
 			}
 			for _, o := range req.Offers {
-				out := appendRelayedOffer(nil, ih, *req.PeerID, o.OfferID, o.Offer)
+				out := appendRelayed(nil, "offer", ih, *req.PeerID, o.OfferID, o.Offer)
 				var m map[string]any
 				if err := json.Unmarshal(out, &m); err != nil {
 					t.Fatalf("relayed offer is not JSON: %v: %s", err, out)

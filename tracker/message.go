@@ -426,23 +426,13 @@ func AppendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendRelayedOffer builds the message that carries an offer to a peer.
-func appendRelayedOffer(dst []byte, infoHash, fromPeer, offerID string, sdp []byte) []byte {
-	dst = append(dst, `{"action":"announce","offer":`...)
-	dst = append(dst, sdp...)
-	dst = append(dst, `,"offer_id":`...)
-	dst = AppendJSONString(dst, offerID)
-	dst = append(dst, `,"peer_id":`...)
-	dst = AppendJSONString(dst, fromPeer)
-	dst = append(dst, `,"info_hash":`...)
-	dst = AppendJSONString(dst, infoHash)
-	return append(dst, '}')
-}
-
-// appendRelayedAnswer builds the message that carries an answer back to the
-// offering peer; to_peer_id is dropped as the reference tracker does.
-func appendRelayedAnswer(dst []byte, infoHash, fromPeer, offerID string, sdp []byte) []byte {
-	dst = append(dst, `{"action":"announce","answer":`...)
+// appendRelayed builds the message that carries an offer to a peer (kind
+// "offer") or an answer back to the offering peer (kind "answer"); an
+// answer's to_peer_id is dropped, as the reference tracker does.
+func appendRelayed(dst []byte, kind, infoHash, fromPeer, offerID string, sdp []byte) []byte {
+	dst = append(dst, `{"action":"announce","`...)
+	dst = append(dst, kind...)
+	dst = append(dst, `":`...)
 	dst = append(dst, sdp...)
 	dst = append(dst, `,"offer_id":`...)
 	dst = AppendJSONString(dst, offerID)

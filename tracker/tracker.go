@@ -271,12 +271,17 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (t *Tracker) releaseIP(ip string) {
 	t.mu.Lock()
+	t.releaseIPLocked(ip)
+	t.mu.Unlock()
+}
+
+// releaseIPLocked gives back one connection of ip's per-IP count; t.mu is held.
+func (t *Tracker) releaseIPLocked(ip string) {
 	if t.perIP[ip] <= 1 {
 		delete(t.perIP, ip)
 	} else {
 		t.perIP[ip]--
 	}
-	t.mu.Unlock()
 }
 
 // removeConn forgets a closed socket and everything it held.
@@ -288,11 +293,7 @@ func (t *Tracker) removeConn(c *conn) {
 	t.mu.Lock()
 	if _, ok := t.conns[c]; ok {
 		delete(t.conns, c)
-		if t.perIP[c.remoteIP] <= 1 {
-			delete(t.perIP, c.remoteIP)
-		} else {
-			t.perIP[c.remoteIP]--
-		}
+		t.releaseIPLocked(c.remoteIP)
 	}
 	t.mu.Unlock()
 }
@@ -310,21 +311,21 @@ func (t *Tracker) janitor() {
 			return
 		case now := <-tick.C:
 			cfg := t.config()
-			if now.Sub(lastPing) >= cfg.PingInterval {
+			// Ping every socket now and then; sockets the poller watches
+			// have no read deadline running, so close those silent for
+			// longer than the read timeout. One snapshot serves both.
+			ping := now.Sub(lastPing) >= cfg.PingInterval
+			if ping {
 				lastPing = now
-				batch = t.snapshot(batch[:0])
-				for i, c := range batch {
-					c.ping()
-					batch[i] = nil
-				}
 			}
-			// Sockets the poller watches have no read deadline running:
-			// close those silent for longer than the read timeout.
-			if t.poller != nil {
+			if ping || t.poller != nil {
 				cut := now.Add(-cfg.ReadTimeout).UnixNano()
 				batch = t.snapshot(batch[:0])
 				for i, c := range batch {
-					if c.lastRead.Load() < cut {
+					if ping {
+						c.ping()
+					}
+					if t.poller != nil && c.lastRead.Load() < cut {
 						c.abort()
 					}
 					batch[i] = nil

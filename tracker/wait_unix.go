@@ -10,19 +10,12 @@ import "syscall"
 // not. It honours the read deadline.
 func waitReadable(rc syscall.RawConn) error {
 	var one [1]byte
-	var perr error
-	err := rc.Read(func(fd uintptr) bool {
+	return rc.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EAGAIN || err == syscall.EINTR {
-			return false
-		}
-		perr = nil // data, EOF or an error: let Read report it
-		return true
+		// Data, EOF or an error all end the wait: the following Read
+		// reports which.
+		return err != syscall.EAGAIN && err != syscall.EINTR
 	})
-	if err != nil {
-		return err
-	}
-	return perr
 }
 
 // shutdownSocket shuts both directions of the socket down without closing
