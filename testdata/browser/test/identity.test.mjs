@@ -415,10 +415,13 @@ function comparePage(sc, ours, pg) {
         mm.push(`${P} wire: requested i=${cmd.i} in swarm ${describeStream(ourStream.stream)}, not one of our ids there ${fmtIds(ourStream.ids.keys())}`);
         continue;
       }
-      // The P2P download the request belongs to: the latest onSegmentStart over p2p before it.
-      const st = starts.filter((x) => x.idx < s.idx && x.source === "p2p").pop();
-      if (!st) mm.push(`${P} wire: request i=${cmd.i} without a preceding P2P onSegmentStart`);
-      else if (st.rid !== r) mm.push(`${P} wire: requested i=${cmd.i} (ours: ${short(r)}) while starting the P2P download of ${short(st.rid)} (client id ${st.seg.externalId}, ours ${idOf(st.rid)})`);
+      // The P2P download the request belongs to: an onSegmentStart over p2p
+      // before it in the same swarm. Audio and video downloads start in
+      // parallel (Shaka), so the latest start on any swarm is not enough.
+      const p2pStarts = starts.filter((x) => x.idx < s.idx && x.source === "p2p" && byRid.get(x.rid)?.stream.infoHash === ih);
+      const st = p2pStarts[p2pStarts.length - 1];
+      if (!st) mm.push(`${P} wire: request i=${cmd.i} in swarm ${ih} without a preceding P2P onSegmentStart there`);
+      else if (!p2pStarts.some((x) => x.rid === r)) mm.push(`${P} wire: requested i=${cmd.i} (ours: ${short(r)}) in swarm ${ih} while the latest P2P download started there was ${short(st.rid)} (client id ${st.seg.externalId}, ours ${idOf(st.rid)})`);
     }
   }
 
