@@ -5,6 +5,7 @@
 #   demo/master.m3u8            multivariant playlist (written by this script)
 #   demo/360p/index.m3u8 + ts   640x360, ~500 kbit/s H.264 + AAC mono 64k
 #   demo/180p/index.m3u8 + ts   320x180, ~200 kbit/s H.264 + AAC mono 64k
+#   demo/dash/manifest.mpd      the 180p variant as MPEG-DASH (see "DASH" below)
 #
 # 60 s long, 2 s MPEG-TS segments, a keyframe exactly every 2 s (closed GOPs,
 # no scene-cut keyframes), 30 fps. Settings are fixed (single-threaded x264,
@@ -14,6 +15,8 @@
 # derived from the profile and level ffprobe reports.
 #
 # Usage: testdata/media/make-demo.sh [output-dir]   (default: <script dir>/demo)
+#        DASH_ONLY=1 testdata/media/make-demo.sh [output-dir]   keeps the HLS files
+#        and only rebuilds <output-dir>/dash/ from the existing 180p segments.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -101,23 +104,86 @@ bandwidth() {
 	' "$dir/index.m3u8"
 }
 
-rm -rf "$out"
-mkdir -p "$out"
-encode 360p 640 360 500 22 12 3.0
-encode 180p 320 180 200 12 6 2.1
+if [[ "${DASH_ONLY:-0}" != 1 ]]; then
+	rm -rf "$out"
+	mkdir -p "$out"
+	encode 360p 640 360 500 22 12 3.0
+	encode 180p 320 180 200 12 6 2.1
 
-{
-	echo "#EXTM3U"
-	echo "#EXT-X-VERSION:3"
-	echo "#EXT-X-INDEPENDENT-SEGMENTS"
-	for v in "360p 640x360" "180p 320x180"; do
-		set -- $v
-		read -r peak avg < <(bandwidth "$out/$1")
-		codec=$(codecs "$out/$1/seg_000.ts")
-		echo "#EXT-X-STREAM-INF:BANDWIDTH=${peak},AVERAGE-BANDWIDTH=${avg},RESOLUTION=$2,CODECS=\"${codec}\",FRAME-RATE=${FPS}.000"
-		echo "$1/index.m3u8"
+	{
+		echo "#EXTM3U"
+		echo "#EXT-X-VERSION:3"
+		echo "#EXT-X-INDEPENDENT-SEGMENTS"
+		for v in "360p 640x360" "180p 320x180"; do
+			set -- $v
+			read -r peak avg < <(bandwidth "$out/$1")
+			codec=$(codecs "$out/$1/seg_000.ts")
+			echo "#EXT-X-STREAM-INF:BANDWIDTH=${peak},AVERAGE-BANDWIDTH=${avg},RESOLUTION=$2,CODECS=\"${codec}\",FRAME-RATE=${FPS}.000"
+			echo "$1/index.m3u8"
+		done
+	} >"$out/master.m3u8"
+
+	cat "$out/master.m3u8"
+fi
+
+# ---------------------------------------------------------------------------
+# DASH
+#
+# What: demo/dash/, the 180p variant above as MPEG-DASH, remuxed from its
+# MPEG-TS segments into fragmented MP4 with -c copy (no re-encode: the same
+# pictures, sound and 2 s keyframe grid as the HLS 180p variant):
+#
+#   demo/dash/manifest.mpd          static (VOD) MPD, relative URLs, one
+#                                   SegmentTemplate per Representation with
+#                                   $Number$ (no SegmentTimeline), 2 s segments
+#   demo/dash/init-0.m4s            video init segment  (Representation id 0)
+#   demo/dash/seg-0-001..030.m4s    video media segments
+#   demo/dash/init-1.m4s            audio init segment  (Representation id 1)
+#   demo/dash/seg-1-001..030.m4s    audio media segments
+#
+# One video and one audio Representation, each in its own AdaptationSet.
+# Why: the Shaka Player + p2p-media-loader-shaka browser test of the seeder
+# plays this MPD, so the seeder is exercised with DASH (separate audio and
+# video segment streams, SegmentTemplate URLs) as well as with HLS.
+# @bandwidth is the peak per-segment bit rate, measured from a first pass.
+# -t cuts the one AAC frame the TS audio has past 60 s, so both
+# Representations have exactly DURATION/SEG segments. About 2 MB.
+# (ffprobe/ffmpeg 5.1 reading the MPD also ask for a nonexistent segment 031
+# and log "Error when loading first fragment": an off-by-one in their DASH
+# demuxer; all packets still read, and Shaka asks for 001..030 only.)
+
+# dash_mux <video bit/s> <audio bit/s>: (re)write $out/dash from $out/180p.
+dash_mux() {
+	local src="$out/180p" dst="$out/dash" segs
+	segs=$(awk -v d="$src" '!/^#/ && NF { printf "%s%s/%s", sep, d, $0; sep = "|" }' "$src/index.m3u8")
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	ffmpeg -hide_banner -loglevel error -nostdin -y \
+		-i "concat:$segs" \
+		-map 0:v:0 -map 0:a:0 -c copy -t "$DURATION" \
+		-tag:v avc1 -tag:a mp4a -b:v "$1" -b:a "$2" \
+		-flags +bitexact -fflags +bitexact -map_metadata -1 \
+		-f dash -dash_segment_type mp4 -seg_duration "$SEG" \
+		-use_template 1 -use_timeline 0 -single_file 0 -streaming 0 -write_prft 0 \
+		-adaptation_sets "id=0,streams=v id=1,streams=a" \
+		-init_seg_name 'init-$RepresentationID$.$ext$' \
+		-media_seg_name 'seg-$RepresentationID$-$Number%03d$.$ext$' \
+		"$dst/manifest.mpd"
+}
+
+# dash_peak <representation id>: peak bit/s over its media segments.
+dash_peak() {
+	local f bps peak=0
+	for f in "$out/dash/seg-$1-"*.m4s; do
+		bps=$(( ($(stat -c %s "$f") * 8 + SEG - 1) / SEG ))
+		if (( bps > peak )); then peak=$bps; fi
 	done
-} >"$out/master.m3u8"
+	echo "$peak"
+}
 
-cat "$out/master.m3u8"
+[[ -f "$out/180p/index.m3u8" ]] || { echo "make-demo.sh: $out/180p/index.m3u8 missing (run without DASH_ONLY=1 first)" >&2; exit 1; }
+dash_mux 200000 64000  # provisional @bandwidth values, measured next
+dash_mux "$(dash_peak 0)" "$(dash_peak 1)"
+
+cat "$out/dash/manifest.mpd"
 du -sh "$out"
