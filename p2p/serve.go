@@ -86,6 +86,14 @@ type UploadOptions struct {
 	// DefaultMaxRequestsPerSecond and DefaultRequestBurst.
 	MaxRequestsPerSecond float64
 	RequestBurst         int
+	// Budget, if not nil, caps uploads across every session that shares
+	// it: a request that finds no free upload slot is answered with
+	// SegmentAbsent, and chunks are paced by its byte rate.
+	Budget *UploadBudget
+	// OnAnnouncement, if not nil, receives every SegmentsAnnouncement the
+	// peer sends: the full set of ids it holds and is loading over HTTP.
+	// It runs on pion's read loop and must not block.
+	OnAnnouncement func(SegmentsAnnouncement)
 }
 
 func (o UploadOptions) withDefaults() UploadOptions {
@@ -127,6 +135,7 @@ type UploadStats struct {
 	Completed      uint64 // uploads that ended with SegmentDataSendingCompleted
 	Absent         uint64 // SegmentAbsent replies sent
 	Aborted        uint64 // requests dropped or uploads stopped by a cancel, a newer request, a stall, a full send buffer or a close
+	OverBudget     uint64 // requests answered with SegmentAbsent because the UploadBudget had no free slot
 	BytesSent      uint64 // segment payload bytes handed to the channel
 	PayloadIgnored uint64 // incoming messages that are not command frames
 	BadFrames      uint64 // incoming frames the Joiner rejected
@@ -137,6 +146,7 @@ type UploadStats struct {
 // uploadCounters holds the atomic counterparts of UploadStats.
 type uploadCounters struct {
 	requests, rateLimited, completed, absent, aborted, bytesSent atomic.Uint64
+	overBudget                                                   atomic.Uint64
 	payloadIgnored, badFrames, badCommands, sendErrors           atomic.Uint64
 }
 
@@ -266,6 +276,7 @@ func (s *UploadSession) Stats() UploadStats {
 		Completed:      c.completed.Load(),
 		Absent:         c.absent.Load(),
 		Aborted:        c.aborted.Load(),
+		OverBudget:     c.overBudget.Load(),
 		BytesSent:      c.bytesSent.Load(),
 		PayloadIgnored: c.payloadIgnored.Load(),
 		BadFrames:      c.badFrames.Load(),
@@ -360,8 +371,12 @@ func (s *UploadSession) handleMessage(msg webrtc.DataChannelMessage) {
 		s.enqueue(c)
 	case CancelSegmentRequest:
 		s.cancelRequest(c)
+	case SegmentsAnnouncement:
+		if s.opts.OnAnnouncement != nil {
+			s.opts.OnAnnouncement(c)
+		}
 	}
-	// Announcements and unknown commands are ignored (spec §8, item 6).
+	// Unknown commands are ignored (spec §8, item 6).
 }
 
 // allowRequestLocked applies the token bucket; s.msgMu must be held.
@@ -446,6 +461,12 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) {
 		s.sendAbsent(ctx, req)
 		return
 	}
+	if !s.opts.Budget.TryAcquire() {
+		s.stats.overBudget.Add(1)
+		s.sendAbsent(ctx, req)
+		return
+	}
+	defer s.opts.Budget.Release()
 	lookupCtx, cancelLookup := context.WithTimeout(ctx, s.opts.LookupTimeout)
 	data, ok, err := s.src.Segment(lookupCtx, req.ID)
 	lookupErr := lookupCtx.Err()
@@ -470,6 +491,10 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) {
 			return
 		}
 		n := NextChunk(payload, s.opts.MaxMessageSize)
+		if err := s.opts.Budget.WaitBytes(ctx, n); err != nil {
+			s.stats.aborted.Add(1)
+			return
+		}
 		if err := s.dc.Send(payload[:n]); err != nil {
 			s.stats.sendErrors.Add(1)
 			s.stats.aborted.Add(1)

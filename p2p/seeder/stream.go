@@ -1,0 +1,185 @@
+package seeder
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-p2p/caddy-p2p/manifest"
+)
+
+// stream is one manifest being seeded: its presentation and the swarms of
+// its media streams, one per stream and client.
+type stream struct {
+	s      *Seeder
+	cfg    StreamConfig
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	added  time.Time
+
+	// Set by run; read under s.mu only through stats.
+	swarms []*swarm
+}
+
+// run loads the manifest (retrying), registers the swarms and, for live
+// streams, follows the playlists until the stream is removed.
+func (st *stream) run() {
+	s := st.s
+	log := s.log.With(zap.String("manifest", st.cfg.URL))
+	var p *manifest.Presentation
+	retry := DefaultStreamRetry
+	for {
+		ctx, cancel := context.WithTimeout(st.ctx, 30*time.Second)
+		var err error
+		p, err = manifest.Load(ctx, st.cfg.URL, s.cfg.Source, &manifest.Options{SwarmID: st.cfg.SwarmID})
+		cancel()
+		if err == nil {
+			break
+		}
+		log.Warn("loading manifest", zap.Error(err), zap.Duration("retry_in", retry))
+		if !sleepCtx(st.ctx, retry) {
+			return
+		}
+		retry = min(2*retry, s.cfg.ReloadInterval)
+	}
+	var followers []*follower
+	for _, ms := range p.Streams {
+		var group []*swarm
+		for _, c := range s.cfg.Clients {
+			if !ms.PlayedBy(c) || (c == manifest.HLSJS && ms.Redirected()) {
+				continue
+			}
+			sw := newSwarm(s, st, ms, c)
+			group = append(group, sw)
+		}
+		if len(group) == 0 {
+			continue
+		}
+		st.swarms = append(st.swarms, group...)
+		if ms.Live && p.Format == manifest.FormatHLS {
+			followers = append(followers, &follower{st: st, p: p, live: manifest.NewLiveStream(p, ms), swarms: group})
+		} else {
+			for _, sw := range group {
+				sw.setSegments(ms.Segments, nil, true)
+			}
+		}
+	}
+	log.Info("seeding", zap.Int("swarms", len(st.swarms)), zap.Bool("live", len(followers) > 0), zap.String("format", p.Format.String()))
+	s.addSwarms(st.swarms)
+	defer s.removeSwarms(st.swarms)
+	if len(followers) == 0 {
+		<-st.ctx.Done()
+		return
+	}
+	done := make(chan struct{}, len(followers))
+	for _, f := range followers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			f.run(log)
+		}()
+	}
+	for range followers {
+		<-done
+	}
+}
+
+// follower keeps the swarms of one live HLS media playlist up to date.
+type follower struct {
+	st     *stream
+	p      *manifest.Presentation
+	live   *manifest.LiveStream
+	swarms []*swarm
+}
+
+// run refreshes the playlist at about half the segment duration (the HLS
+// reload rule for an unchanged playlist), fetches new segments into the
+// cache and announces them as soon as they are there.
+func (f *follower) run(log *zap.Logger) {
+	s := f.st.s
+	ms := f.live.Stream()
+	log = log.With(zap.String("playlist", ms.URL))
+	// The first batch: the segments Load already found.
+	f.publish(ms.Segments, nil)
+	for {
+		wait := time.Second
+		if n := len(ms.Segments); n > 0 {
+			wait = time.Duration(ms.Segments[n-1].Duration / 2 * float64(time.Second))
+		}
+		wait = min(max(wait, 250*time.Millisecond), 10*time.Second)
+		if !sleepCtx(f.st.ctx, wait) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
+		body, final, err := s.cfg.Source.Fetch(ctx, ms.URL, nil)
+		cancel()
+		if err != nil {
+			log.Warn("refreshing live playlist", zap.Error(err))
+			continue
+		}
+		r, err := f.live.Refresh(final, body)
+		if err != nil {
+			log.Warn("refreshing live playlist", zap.Error(err))
+			continue
+		}
+		if len(r.New) > 0 || len(r.Removed) > 0 {
+			f.publish(r.New, r.Removed)
+		}
+		if r.Ended {
+			log.Info("live playlist ended")
+			for _, sw := range f.swarms {
+				sw.setSegments(ms.Segments, nil, true)
+			}
+			<-f.st.ctx.Done()
+			return
+		}
+	}
+}
+
+// publish fetches new segments in playlist order and announces each one
+// once it is cached; removed segments stop being announced but stay
+// servable while the LiveStream retains them.
+func (f *follower) publish(added, removed []*manifest.Segment) {
+	s := f.st.s
+	for _, sw := range f.swarms {
+		sw.setSegments(f.live.Stream().Segments, removed, false)
+	}
+	for _, seg := range added {
+		ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
+		_, err := s.fetchSegment(ctx, seg)
+		cancel()
+		if f.st.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.log.Warn("prefetching live segment", zap.String("url", seg.URL), zap.Error(err))
+			continue
+		}
+		for _, sw := range f.swarms {
+			sw.markAvailable(seg)
+		}
+	}
+}
+
+// fetchSegment returns a segment's payload through the cache.
+func (s *Seeder) fetchSegment(ctx context.Context, seg *manifest.Segment) ([]byte, error) {
+	return s.cache.Get(ctx, seg.RuntimeID(), func(ctx context.Context) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		data, _, err := s.cfg.Source.Fetch(ctx, seg.URL, seg.ByteRange)
+		return data, err
+	})
+}
+
+// sleepCtx waits d or until ctx ends, and reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
