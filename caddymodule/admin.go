@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 	"github.com/caddy-p2p/caddy-p2p/tracker"
 )
 
@@ -18,7 +19,10 @@ func init() {
 
 // AdminAPI serves caddy-p2p status on Caddy's admin endpoint:
 //
-//	GET /p2p/tracker[?limit=N]   totals and per-swarm peer counts of every tracker
+//	GET    /p2p/tracker[?limit=N]   totals and per-swarm peer counts of every tracker
+//	GET    /p2p/seeder              the seeder's swarms, peers, bytes served and cache
+//	POST   /p2p/seeder/streams      {"url": ..., "swarm_id": ...} starts seeding a manifest
+//	DELETE /p2p/seeder/streams      {"url": ...} stops seeding it
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -31,7 +35,11 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/p2p/tracker", Handler: caddy.AdminHandlerFunc(serveTrackerStatus)}}
+	return []caddy.AdminRoute{
+		{Pattern: "/p2p/tracker", Handler: caddy.AdminHandlerFunc(serveTrackerStatus)},
+		{Pattern: "/p2p/seeder", Handler: caddy.AdminHandlerFunc(serveSeederStatus)},
+		{Pattern: "/p2p/seeder/streams", Handler: caddy.AdminHandlerFunc(serveSeederStreams)},
+	}
 }
 
 // TrackerStatus is the admin API's view of one tracker.
@@ -101,3 +109,52 @@ func binaryHex(s string) string {
 }
 
 var _ caddy.AdminRouter = AdminAPI{}
+
+// currentApp returns the p2p app of the running config. Admin routes live
+// outside any one config, so they look it up on every request.
+func currentApp() (*App, error) {
+	v, err := caddy.ActiveContext().AppIfConfigured("p2p")
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("the p2p app is not configured")}
+	}
+	return v.(*App), nil
+}
+
+func serveSeederStatus(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	a, err := currentApp()
+	if err != nil {
+		return err
+	}
+	s := a.Seeder()
+	if s == nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("the seeder is not running")}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(s.Stats())
+}
+
+func serveSeederStreams(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost && r.Method != http.MethodDelete {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	var sc seeder.StreamConfig
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&sc); err != nil || sc.URL == "" {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("want a JSON object with a url: %v", err)}
+	}
+	a, err := currentApp()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodDelete {
+		return json.NewEncoder(w).Encode(map[string]bool{"removed": a.RemoveStream(sc.URL)})
+	}
+	added, err := a.AddStream(sc)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
+	return json.NewEncoder(w).Encode(map[string]bool{"added": added})
+}

@@ -71,6 +71,11 @@ type Player struct {
 	// and relative URLs are mapped to ws(s) by the page). Request
 	// placeholders are replaced per request. Default: ws(s)://<page host>/announce.
 	Tracker string `json:"tracker,omitempty"`
+	// SwarmID is P2P Media Loader's swarmId: the base of every swarm
+	// name, so that viewers who reach the page under different host names
+	// share swarms, and the p2p app's stream entry can name the same id.
+	// Default: the manifest URL without its query.
+	SwarmID string `json:"swarm_id,omitempty"`
 	// Packages is the base URL of the npm packages: an absolute http(s) URL
 	// or a path on this site. Default: https://cdn.jsdelivr.net/npm/.
 	Packages string `json:"packages,omitempty"`
@@ -180,6 +185,7 @@ func (p *Player) buildImportMap() (template.HTML, error) {
 type playerDefaults struct {
 	Manifest string            `json:"manifest"`
 	Tracker  string            `json:"tracker"`
+	SwarmID  string            `json:"swarmId,omitempty"`
 	Packages string            `json:"packages"`
 	Versions map[string]string `json:"versions"`
 }
@@ -207,7 +213,7 @@ func (p *Player) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		Defaults  playerDefaults
 	}{
 		ImportMap: p.importMap,
-		Defaults:  playerDefaults{Manifest: manifest, Tracker: tracker, Packages: p.Packages, Versions: versions},
+		Defaults:  playerDefaults{Manifest: manifest, Tracker: tracker, SwarmID: p.SwarmID, Packages: p.Packages, Versions: versions},
 	})
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("rendering player page: %w", err))
@@ -324,6 +330,10 @@ func (p *Player) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "tracker":
 			if !d.AllArgs(&p.Tracker) {
+				return d.ArgErr()
+			}
+		case "swarm_id":
+			if !d.AllArgs(&p.SwarmID) {
 				return d.ArgErr()
 			}
 		case "packages":

@@ -1,0 +1,508 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/caddy-p2p/caddy-p2p/manifest"
+	"github.com/caddy-p2p/caddy-p2p/p2p"
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
+)
+
+func init() {
+	caddy.RegisterModule(&App{})
+	httpcaddyfile.RegisterGlobalOption("p2p", parseAppCaddyfile)
+}
+
+// DefaultWebRTCListen is the UDP address of the seeder's WebRTC traffic.
+const DefaultWebRTCListen = ":50000"
+
+// udpMuxes holds the seeder's ICE UDP sockets by listen address across
+// config reloads: the new config starts before the old one stops, so both
+// seeders share one socket (the mux routes by ICE ufrag) instead of failing
+// to bind it twice.
+var udpMuxes = caddy.NewUsagePool()
+
+// tcpMuxes does the same for ICE-TCP listeners.
+var tcpMuxes = caddy.NewUsagePool()
+
+type pooledUDPMux struct{ ice.UDPMux }
+
+func (m pooledUDPMux) Destruct() error { return m.Close() }
+
+type pooledTCPMux struct{ ice.TCPMux }
+
+func (m pooledTCPMux) Destruct() error { return m.Close() }
+
+// App is the "p2p" app: the origin's seeding peer. It joins the swarms of
+// the configured streams (and of streams added at run time) through
+// WebTorrent trackers and serves segments to P2P Media Loader browsers over
+// WebRTC data channels.
+type App struct {
+	// Trackers are the WebTorrent tracker URLs the seeder announces to,
+	// e.g. "ws://localhost:8080/announce" for this server's p2p_tracker.
+	Trackers []string `json:"trackers,omitempty"`
+	// Streams are the manifests to seed, by the URL players load them
+	// from (the swarm ids derive from it), with an optional swarm id.
+	Streams []seeder.StreamConfig `json:"streams,omitempty"`
+	// Clients are the player integrations whose swarms to join: "hlsjs"
+	// (P2P Media Loader 2.3) and "shaka" (2.2). Default: both.
+	Clients []string `json:"clients,omitempty"`
+	// SourceRaw is the p2p.sources module the seeder reads manifests and
+	// segments from. Default: http (fetch by URL).
+	SourceRaw json.RawMessage `json:"source,omitempty" caddy:"namespace=p2p.sources inline_key=source"`
+
+	// WebRTCListen is the single UDP address of all ICE traffic.
+	// Default: ":50000".
+	WebRTCListen string `json:"webrtc_listen,omitempty"`
+	// ICETCPListen, if set, adds passive ICE-TCP candidates on this TCP
+	// address for browsers that cannot use UDP.
+	ICETCPListen string `json:"ice_tcp_listen,omitempty"`
+	// SocketBuffer is the UDP socket's read and write buffer, in bytes.
+	// Default: 4 MiB.
+	SocketBuffer int `json:"socket_buffer,omitempty"`
+	// PublicIPs are the addresses browsers reach this server at, when it
+	// is behind a 1:1 NAT; they replace the host candidates' addresses.
+	PublicIPs []string `json:"public_ips,omitempty"`
+	// STUNServers give server-reflexive candidates, e.g.
+	// "stun:stun.l.google.com:19302". Default: none.
+	STUNServers []string `json:"stun_servers,omitempty"`
+	// Interfaces limits the network interfaces candidates are gathered
+	// on. Default: all.
+	Interfaces []string `json:"interfaces,omitempty"`
+	// IncludeLoopback offers 127.0.0.1 candidates (tests on one machine).
+	IncludeLoopback bool `json:"include_loopback,omitempty"`
+	// DisconnectedTimeout and FailedTimeout are the ICE timeouts.
+	// Defaults: 3s and 6s.
+	DisconnectedTimeout caddy.Duration `json:"disconnected_timeout,omitempty"`
+	FailedTimeout       caddy.Duration `json:"failed_timeout,omitempty"`
+
+	// CacheSize caps the segment cache, in bytes. Default: 256 MiB.
+	CacheSize int64 `json:"cache_size,omitempty"`
+	// MaxPeers caps peer connections. Default: 1000.
+	MaxPeers int `json:"max_peers,omitempty"`
+	// OffersPerAnnounce is how many offers the seeder sends per announce
+	// when a swarm has browsers it is not connected to. Default: 3; -1
+	// makes the seeder only answer browsers' offers.
+	OffersPerAnnounce int `json:"offers_per_announce,omitempty"`
+	// UploadRate caps the seeder's upload in bytes per second. Default:
+	// unlimited.
+	UploadRate int64 `json:"upload_rate,omitempty"`
+	// MaxUploads caps concurrent uploads; a request over it is answered
+	// "absent" so the browser uses HTTP or another peer. Default:
+	// unlimited.
+	MaxUploads int `json:"max_uploads,omitempty"`
+	// RareOnly announces only segments fewer than RareThreshold of the
+	// seeder's peers hold, so browsers share the common ones and the
+	// seeder fills gaps.
+	RareOnly bool `json:"rare_only,omitempty"`
+	// RareThreshold is the holder count from which a segment is common.
+	// Default: 2.
+	RareThreshold int `json:"rare_threshold,omitempty"`
+
+	ctx     caddy.Context
+	log     *zap.Logger
+	source  SegmentSource
+	clients []manifest.Client
+
+	mu        sync.Mutex
+	seeder    *seeder.Seeder
+	udpKey    string
+	tcpKey    string
+	startedAt time.Time
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "p2p", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision loads the source module and checks the configuration. It
+// opens no socket and starts no goroutine: that happens in Start, so that
+// `caddy validate` and `caddy adapt` stay side-effect free.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.log = ctx.Logger()
+	if a.SourceRaw != nil {
+		mod, err := ctx.LoadModule(a, "SourceRaw")
+		if err != nil {
+			return fmt.Errorf("loading segment source: %w", err)
+		}
+		a.source = mod.(SegmentSource)
+	} else {
+		src := new(HTTPSegmentSource)
+		if err := src.Provision(ctx); err != nil {
+			return err
+		}
+		a.source = src
+	}
+	for _, c := range a.Clients {
+		switch strings.ToLower(c) {
+		case "hlsjs", "hls.js":
+			a.clients = append(a.clients, manifest.HLSJS)
+		case "shaka":
+			a.clients = append(a.clients, manifest.Shaka)
+		default:
+			return fmt.Errorf("unknown client %q (want hlsjs or shaka)", c)
+		}
+	}
+	for _, s := range a.Streams {
+		if s.URL == "" {
+			return fmt.Errorf("stream with an empty URL")
+		}
+	}
+	for _, ip := range a.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("public IP %q is not an IP address", ip)
+		}
+	}
+	registerSeederMetrics(ctx, a)
+	return nil
+}
+
+// Start opens (or adopts) the WebRTC sockets, creates the seeder and adds
+// the configured streams.
+func (a *App) Start() error {
+	listen := a.WebRTCListen
+	if listen == "" {
+		listen = DefaultWebRTCListen
+	}
+	buf := a.SocketBuffer
+	if buf <= 0 {
+		buf = 4 << 20
+	}
+	val, _, err := udpMuxes.LoadOrNew(listen, func() (caddy.Destructor, error) {
+		mux, addr, err := seeder.ListenUDPMux(listen, buf, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.log.Info("webrtc udp socket open", zap.Stringer("addr", addr))
+		return pooledUDPMux{mux}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("p2p app: %w", err)
+	}
+	a.udpKey = listen
+	wcfg := seeder.WebRTCConfig{
+		UDPMux:              val.(pooledUDPMux).UDPMux,
+		PublicIPs:           a.PublicIPs,
+		DisconnectedTimeout: time.Duration(a.DisconnectedTimeout),
+		FailedTimeout:       time.Duration(a.FailedTimeout),
+		IncludeLoopback:     a.IncludeLoopback,
+	}
+	if a.ICETCPListen != "" {
+		tv, _, err := tcpMuxes.LoadOrNew(a.ICETCPListen, func() (caddy.Destructor, error) {
+			mux, _, err := seeder.ListenTCPMux(a.ICETCPListen, nil)
+			if err != nil {
+				return nil, err
+			}
+			return pooledTCPMux{mux}, nil
+		})
+		if err != nil {
+			a.releaseSockets()
+			return fmt.Errorf("p2p app: %w", err)
+		}
+		a.tcpKey = a.ICETCPListen
+		wcfg.TCPMux = tv.(pooledTCPMux).TCPMux
+	}
+	if len(a.Interfaces) > 0 {
+		allowed := make(map[string]bool, len(a.Interfaces))
+		for _, n := range a.Interfaces {
+			allowed[n] = true
+		}
+		wcfg.InterfaceFilter = func(n string) bool { return allowed[n] }
+	}
+	for _, u := range a.STUNServers {
+		wcfg.ICEServers = append(wcfg.ICEServers, webrtc.ICEServer{URLs: []string{u}})
+	}
+	api, err := seeder.NewAPI(wcfg)
+	if err != nil {
+		a.releaseSockets()
+		return fmt.Errorf("p2p app: %w", err)
+	}
+	s, err := seeder.New(seeder.Config{
+		API:               api,
+		ICEServers:        wcfg.ICEServers,
+		Source:            a.source,
+		Trackers:          a.Trackers,
+		Clients:           a.clients,
+		CacheBytes:        a.CacheSize,
+		MaxPeers:          a.MaxPeers,
+		OffersPerAnnounce: a.OffersPerAnnounce,
+		Upload:            p2p.UploadOptions{Budget: p2p.NewUploadBudget(a.MaxUploads, float64(a.UploadRate))},
+		RareOnly:          a.RareOnly,
+		RareThreshold:     a.RareThreshold,
+		Logger:            a.log,
+	})
+	if err != nil {
+		a.releaseSockets()
+		return fmt.Errorf("p2p app: %w", err)
+	}
+	for _, sc := range a.Streams {
+		if _, err := s.AddStream(sc); err != nil {
+			s.Close()
+			a.releaseSockets()
+			return fmt.Errorf("p2p app: %w", err)
+		}
+	}
+	a.mu.Lock()
+	a.seeder = s
+	a.startedAt = time.Now()
+	a.mu.Unlock()
+	a.log.Info("seeder started", zap.String("peer_id", s.PeerID()), zap.Strings("trackers", a.Trackers), zap.Int("streams", len(a.Streams)))
+	return nil
+}
+
+// Stop closes every peer connection and tracker connection of the seeder.
+// The UDP socket stays open while a newer config still uses it.
+func (a *App) Stop() error {
+	a.mu.Lock()
+	s := a.seeder
+	a.seeder = nil
+	a.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+	a.releaseSockets()
+	return nil
+}
+
+func (a *App) releaseSockets() {
+	if a.udpKey != "" {
+		_, _ = udpMuxes.Delete(a.udpKey)
+		a.udpKey = ""
+	}
+	if a.tcpKey != "" {
+		_, _ = tcpMuxes.Delete(a.tcpKey)
+		a.tcpKey = ""
+	}
+}
+
+// Seeder returns the running seeder, or nil before Start and after Stop.
+func (a *App) Seeder() *seeder.Seeder {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seeder
+}
+
+// AddStream starts seeding a manifest, by the URL players load it from.
+// The manifest handler calls it for every manifest it serves. It reports
+// whether the stream is new.
+func (a *App) AddStream(sc seeder.StreamConfig) (bool, error) {
+	s := a.Seeder()
+	if s == nil {
+		return false, fmt.Errorf("p2p app not running")
+	}
+	return s.AddStream(sc)
+}
+
+// RemoveStream stops seeding a manifest.
+func (a *App) RemoveStream(url string) bool {
+	s := a.Seeder()
+	if s == nil {
+		return false
+	}
+	return s.RemoveStream(url)
+}
+
+// parseAppCaddyfile parses the global option:
+//
+//	p2p {
+//	    tracker <url>...
+//	    stream <manifest-url> [<swarm-id>]
+//	    clients hlsjs|shaka...
+//	    source <module> ...
+//	    webrtc_listen <udp-addr>
+//	    ice_tcp_listen <tcp-addr>
+//	    socket_buffer <size>
+//	    public_ip <ip>...
+//	    stun <url>...
+//	    interfaces <name>...
+//	    include_loopback
+//	    ice_timeouts <disconnected> <failed>
+//	    cache_size <size>
+//	    max_peers <n>
+//	    offers_per_announce <n>
+//	    upload_rate <size-per-second>
+//	    max_uploads <n>
+//	    rare_only [<threshold>]
+//	}
+//
+// Repeated p2p blocks are merged.
+func parseAppCaddyfile(d *caddyfile.Dispenser, existing any) (any, error) {
+	a := new(App)
+	if prev, ok := existing.(httpcaddyfile.App); ok {
+		if err := json.Unmarshal(prev.Value, a); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "p2p", Value: caddyconfig.JSON(a, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from the global option's tokens.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "p2p"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "tracker", "trackers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.Trackers = append(a.Trackers, args...)
+		case "stream":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			sc := seeder.StreamConfig{URL: args[0]}
+			if len(args) == 2 {
+				sc.SwarmID = args[1]
+			}
+			a.Streams = append(a.Streams, sc)
+		case "clients":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.Clients = append(a.Clients, args...)
+		case "source":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			mod, err := caddyfile.UnmarshalModule(d, "p2p.sources."+name)
+			if err != nil {
+				return err
+			}
+			a.SourceRaw = caddyconfig.JSONModuleObject(mod, "source", name, nil)
+		case "webrtc_listen":
+			if !d.AllArgs(&a.WebRTCListen) {
+				return d.ArgErr()
+			}
+		case "ice_tcp_listen":
+			if !d.AllArgs(&a.ICETCPListen) {
+				return d.ArgErr()
+			}
+		case "socket_buffer":
+			n, err := parseSize(d)
+			if err != nil {
+				return err
+			}
+			a.SocketBuffer = int(n)
+		case "public_ip", "public_ips":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.PublicIPs = append(a.PublicIPs, args...)
+		case "stun":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.STUNServers = append(a.STUNServers, args...)
+		case "interfaces":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.Interfaces = append(a.Interfaces, args...)
+		case "include_loopback":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.IncludeLoopback = true
+		case "ice_timeouts":
+			var disc, failed string
+			if !d.AllArgs(&disc, &failed) {
+				return d.ArgErr()
+			}
+			dd, err := caddy.ParseDuration(disc)
+			if err != nil {
+				return d.Errf("ice_timeouts: %v", err)
+			}
+			fd, err := caddy.ParseDuration(failed)
+			if err != nil {
+				return d.Errf("ice_timeouts: %v", err)
+			}
+			a.DisconnectedTimeout, a.FailedTimeout = caddy.Duration(dd), caddy.Duration(fd)
+		case "cache_size":
+			n, err := parseSize(d)
+			if err != nil {
+				return err
+			}
+			a.CacheSize = n
+		case "upload_rate":
+			n, err := parseSize(d)
+			if err != nil {
+				return err
+			}
+			a.UploadRate = n
+		case "max_peers", "offers_per_announce", "max_uploads":
+			key := d.Val()
+			n, err := parseInt(d)
+			if err != nil {
+				return err
+			}
+			switch key {
+			case "max_peers":
+				a.MaxPeers = n
+			case "offers_per_announce":
+				a.OffersPerAnnounce = n
+			case "max_uploads":
+				a.MaxUploads = n
+			}
+		case "rare_only":
+			a.RareOnly = true
+			if d.NextArg() {
+				d.Prev()
+				n, err := parseInt(d)
+				if err != nil {
+					return err
+				}
+				a.RareThreshold = n
+			}
+		default:
+			return d.Errf("unknown p2p option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseInt reads one integer argument.
+func parseInt(d *caddyfile.Dispenser) (int, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	var n int
+	if _, err := fmt.Sscan(d.Val(), &n); err != nil {
+		return 0, d.Errf("%q is not an integer", d.Val())
+	}
+	return n, nil
+}
+
+// Interface guards.
+var (
+	_ caddy.App             = (*App)(nil)
+	_ caddy.Provisioner     = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*App)(nil)
+)
