@@ -30,7 +30,13 @@ const (
 // running config the way a reload does.
 func loadCaddyfile(t *testing.T, body string) {
 	t.Helper()
-	src := fmt.Sprintf("{\n\tadmin %s\n\thttp_port %d\n\tauto_https off\n\tpersist_config off\n\tmetrics\n}\n%s", adminAddr, httpPort, body)
+	loadCaddyfileGlobals(t, "", body)
+}
+
+// loadCaddyfileGlobals is loadCaddyfile with more global options.
+func loadCaddyfileGlobals(t *testing.T, globals, body string) {
+	t.Helper()
+	src := fmt.Sprintf("{\n\tadmin %s\n\thttp_port %d\n\tauto_https off\n\tpersist_config off\n\tmetrics\n%s}\n%s", adminAddr, httpPort, globals, body)
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
 	if err != nil {
 		t.Fatalf("adapt: %v", err)

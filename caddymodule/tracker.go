@@ -15,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 	"github.com/caddy-p2p/caddy-p2p/tracker"
 )
 
@@ -79,6 +80,11 @@ type TrackerHandler struct {
 	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
 	// AllowedOrigins lists accepted Origin header values; empty allows all.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// SeederFirst is the peer id prefix of the origin's seeding peer
+	// (the p2p app's is "-CP0001-"): the first offer of each browser new
+	// to a swarm goes to it, so every viewer connects to the seeder at
+	// once. Empty (the default) relays all offers at random.
+	SeederFirst string `json:"seeder_first,omitempty"`
 	// AuthorizerRaw is an optional module in the p2p.tracker.authorizers
 	// namespace that decides which swarms may be used.
 	AuthorizerRaw json.RawMessage `json:"authorizer,omitempty" caddy:"namespace=p2p.tracker.authorizers inline_key=authorizer"`
@@ -111,6 +117,7 @@ func (h *TrackerHandler) trackerConfig() tracker.Config {
 		PingInterval:      time.Duration(h.PingInterval),
 		ReadTimeout:       time.Duration(h.ReadTimeout),
 		AllowedOrigins:    h.AllowedOrigins,
+		SeederFirst:       h.SeederFirst,
 	}
 }
 
@@ -204,6 +211,7 @@ func (h *TrackerHandler) Cleanup() error {
 //	    ping_interval        <duration>
 //	    read_timeout         <duration>
 //	    allowed_origins      <origin...>
+//	    seeder_first         [<peer-id-prefix>]  # default -CP0001-, the p2p app's
 //	    authorizer           <module> ...
 //	}
 func (h *TrackerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -288,6 +296,15 @@ func (h *TrackerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.AllowedOrigins = append(h.AllowedOrigins, origins...)
+		case "seeder_first":
+			// Without an argument: the p2p app's own prefix.
+			h.SeederFirst = seeder.DefaultPeerIDPrefix
+			if d.NextArg() {
+				h.SeederFirst = d.Val()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "authorizer":
 			if !d.NextArg() {
 				return d.ArgErr()

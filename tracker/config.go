@@ -44,6 +44,12 @@ type Config struct {
 	// AllowedOrigins lists the Origin header values accepted for the
 	// upgrade. Empty allows every origin; "*" in the list does the same.
 	AllowedOrigins []string
+	// SeederFirst, if not empty, is the peer id prefix of the origin's
+	// seeding peer (the p2p app's is "-CP0001-"): the first offer of each
+	// peer new to a swarm goes to a seeding member with that prefix, so
+	// every viewer gets a connection to the seeder at once instead of by
+	// chance. The other offers go to random members as usual.
+	SeederFirst string
 }
 
 // Default values for Config.

@@ -383,7 +383,7 @@ func (c *conn) announce(req *request, cfg *Config) {
 		return
 	}
 	seeding := event == eventCompleted || (req.Left != nil && *req.Left == 0)
-	counts, _, err := t.swarms.Announce(ih, peerID, c, seeding, event == eventCompleted, time.Now())
+	counts, added, err := t.swarms.Announce(ih, peerID, c, seeding, event == eventCompleted, time.Now())
 	if err != nil {
 		c.fail(failPeerIDTaken, &requestError{action: actionAnnounce, infoHash: ih, reason: err.Error()})
 		return
@@ -412,13 +412,27 @@ func (c *conn) announce(req *request, cfg *Config) {
 		want = int(*req.Numwant)
 	}
 	want = min(want, len(req.Offers), cfg.MaxOffers)
-	c.buf = t.swarms.PickPeers(c.buf[:0], ih, c, want)
+	c.buf = c.buf[:0]
+	var seeder Endpoint
+	if added && cfg.SeederFirst != "" && want > 0 {
+		if ep, ok := t.swarms.PickSeeder(ih, cfg.SeederFirst, c); ok {
+			seeder = ep
+			c.buf = append(c.buf, ep)
+		}
+	}
+	// One extra pick stands in for the seeder if it is picked again.
+	c.buf = t.swarms.PickPeers(c.buf, ih, c, want+len(c.buf))
+	sent := 0
 	for i, ep := range c.buf {
-		o := &req.Offers[i]
+		c.buf[i] = nil
+		if sent == want || (i > 0 && ep == seeder) {
+			continue
+		}
+		o := &req.Offers[sent]
+		sent++
 		if ep.Send(appendRelayed(nil, "offer", ih, peerID, o.OfferID, o.Offer)) {
 			t.stats.offersRelayed.Add(1)
 		}
-		c.buf[i] = nil
 	}
 }
 

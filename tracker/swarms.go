@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -52,6 +53,10 @@ type Swarms interface {
 	// PickPeers appends to dst up to n distinct random members of the swarm
 	// whose endpoint is not exclude.
 	PickPeers(dst []Endpoint, infoHash string, exclude Endpoint, n int) []Endpoint
+	// PickSeeder returns a random seeding member (one that announced
+	// left=0 or completed) whose peer id starts with prefix and whose
+	// endpoint is not exclude: the origin's own seeding peer.
+	PickSeeder(infoHash, prefix string, exclude Endpoint) (Endpoint, bool)
 	// Lookup returns the endpoint of peerID in the swarm.
 	Lookup(infoHash, peerID string) (Endpoint, bool)
 	// Scrape returns the counts of one swarm.
@@ -80,6 +85,7 @@ type swarmShard struct {
 // for O(1) lookup and removal.
 type swarm struct {
 	peers      []*member
+	seeds      []*member // the complete members, a few at most
 	index      map[string]int32
 	complete   int
 	downloaded int64
@@ -125,6 +131,7 @@ func (m *MemorySwarms) Announce(infoHash, peerID string, ep Endpoint, seeding, c
 		if seeding && !p.complete {
 			p.complete = true
 			s.complete++
+			s.seeds = append(s.seeds, p)
 		}
 	} else {
 		p := &member{peerID: peerID, ep: ep, lastSeen: now.Unix(), complete: seeding}
@@ -132,6 +139,7 @@ func (m *MemorySwarms) Announce(infoHash, peerID string, ep Endpoint, seeding, c
 		s.peers = append(s.peers, p)
 		if seeding {
 			s.complete++
+			s.seeds = append(s.seeds, p)
 		}
 		added = true
 	}
@@ -150,6 +158,15 @@ func (s *swarm) remove(i int32) {
 	p := s.peers[i]
 	if p.complete {
 		s.complete--
+		for j, q := range s.seeds {
+			if q == p {
+				last := len(s.seeds) - 1
+				s.seeds[j] = s.seeds[last]
+				s.seeds[last] = nil
+				s.seeds = s.seeds[:last]
+				break
+			}
+		}
 	}
 	last := int32(len(s.peers) - 1)
 	if i != last {
@@ -236,6 +253,27 @@ func (m *MemorySwarms) PickPeers(dst []Endpoint, infoHash string, exclude Endpoi
 		}
 	}
 	return dst
+}
+
+// PickSeeder implements Swarms.
+func (m *MemorySwarms) PickSeeder(infoHash, prefix string, exclude Endpoint) (Endpoint, bool) {
+	sh := m.shard(infoHash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.swarms[infoHash]
+	if s == nil || len(s.seeds) == 0 {
+		return nil, false
+	}
+	// Start at a random seed so that several seeders share new peers.
+	n := len(s.seeds)
+	off := rand.IntN(n)
+	for k := range n {
+		p := s.seeds[(off+k)%n]
+		if p.ep != exclude && strings.HasPrefix(p.peerID, prefix) {
+			return p.ep, true
+		}
+	}
+	return nil, false
 }
 
 // Lookup implements Swarms.

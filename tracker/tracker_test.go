@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
@@ -360,4 +361,50 @@ func TestCloseEndsSocketsAndGoroutines(t *testing.T) {
 	if got := httpStatusAfterClose(t, tr); got != http.StatusServiceUnavailable {
 		t.Fatalf("upgrade after Close: status %d", got)
 	}
+}
+
+// TestSeederFirstGetsOneOfferOfEachNewPeer: with SeederFirst set, every new
+// peer's first offer goes to the seeding member with that prefix, the rest
+// to others, and a re-announce is relayed at random again.
+func TestSeederFirstGetsOneOfferOfEachNewPeer(t *testing.T) {
+	_, url := startTracker(t, Config{SeederFirst: "-CP0001-"})
+	const ih = "swarm-seeder-first01"
+	seed := dial(t, url)
+	seed.send(announce(ih, "-CP0001-seederseeder", 0, `,"left":0`))
+	seed.recv()
+	others := make([]*client, 8)
+	for i := range others {
+		others[i] = dial(t, url)
+		others[i].send(announce(ih, "-PM0203-other000000"+string(rune('a'+i)), 0, ""))
+		others[i].recv()
+	}
+	for round := range 10 {
+		b := dial(t, url)
+		peer := fmt.Sprintf("-PM0203-newpeer%05d", round)
+		b.send(announce(ih, peer, 2, `,"numwant":2`))
+		b.recv()
+		m := seed.recv()
+		if m["peer_id"] != peer || m["offer"] == nil {
+			t.Fatalf("round %d: seeder got %v, want an offer of %s", round, m, peer)
+		}
+		got := 0
+		// A gorilla connection is unusable after a read times out, so the
+		// others are read with a fresh one each round.
+		for i, o := range others {
+			o.ws.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, _, err := o.ws.ReadMessage(); err == nil {
+				got++
+				continue
+			}
+			o.ws.Close()
+			others[i] = dial(t, url)
+			others[i].send(announce(ih, fmt.Sprintf("-PM0203-r%02dother%05d", round, i), 0, ""))
+			others[i].recv()
+		}
+		if got != 1 {
+			t.Fatalf("round %d: %d other peers got an offer, want 1", round, got)
+		}
+		b.ws.Close()
+	}
+	seed.expectSilence(100 * time.Millisecond) // exactly one offer per new peer
 }
