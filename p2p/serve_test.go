@@ -593,3 +593,46 @@ func TestServeOwnPeerConnectionCloseEndsSession(t *testing.T) {
 		t.Fatal("session still running after its PeerConnection closed")
 	}
 }
+
+// TestServeUploadBudget: sessions sharing a budget of one upload answer a
+// second concurrent request with SegmentAbsent at once, and serve again
+// once the slot is free; the byte rate paces a transfer.
+func TestServeUploadBudget(t *testing.T) {
+	big := serveTestData(8 << 20)
+	small := serveTestData(3000)
+	budget := NewUploadBudget(1, 0)
+	src := serveTestSource(map[int64][]byte{1: big, 2: small})
+	opts := UploadOptions{HighWaterMark: 256 << 10, LowWaterMark: 64 << 10, Budget: budget}
+	a := newServeHarness(t, src, opts, []int64{1, 2})
+	b := newServeHarness(t, src, opts, []int64{1, 2})
+	a.nextCommand()
+	b.nextCommand()
+	a.startBlockedUpload(1, 100)
+	b.send(SegmentRequest{ID: 2, RequestID: 1})
+	if c, ok := b.nextCommand().(SegmentAbsent); !ok || c.RequestID != 1 {
+		t.Fatalf("over budget: got %#v, want SegmentAbsent", c)
+	}
+	if st := b.sess.Stats(); st.OverBudget != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	a.send(CancelSegmentRequest{ID: 1, RequestID: 100})
+	waitFor(t, "the slot to be released", func() bool { return budget.Running() == 0 })
+	b.send(SegmentRequest{ID: 2, RequestID: 2})
+	if got, _ := b.receiveSegment(2, 2); !bytes.Equal(got, small) {
+		t.Fatal("payload differs")
+	}
+	a.unblock()
+
+	// 300 KiB at 100 KiB/s with a burst of 100 KiB takes about 2 s.
+	paced := NewUploadBudget(0, 100<<10)
+	c := newServeHarness(t, serveTestSource(map[int64][]byte{3: serveTestData(300 << 10)}), UploadOptions{Budget: paced}, []int64{3})
+	c.nextCommand()
+	start := time.Now()
+	c.send(SegmentRequest{ID: 3, RequestID: 1})
+	if got, _ := c.receiveSegment(3, 1); len(got) != 300<<10 {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	if el := time.Since(start); el < 1500*time.Millisecond {
+		t.Fatalf("300 KiB at 100 KiB/s took %v", el)
+	}
+}

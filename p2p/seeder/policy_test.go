@@ -1,0 +1,192 @@
+package seeder
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-p2p/caddy-p2p/manifest"
+	"github.com/caddy-p2p/caddy-p2p/p2p"
+)
+
+// liveOrigin publishes a sliding-window live HLS playlist whose media
+// sequence advances every step.
+type liveOrigin struct {
+	mu    sync.Mutex
+	start time.Time
+	step  time.Duration
+	win   int
+}
+
+const liveURL = "http://live.test/live/master.m3u8"
+
+func (o *liveOrigin) seq() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return int64(time.Since(o.start) / o.step)
+}
+
+func liveSegment(n int64) []byte { return bytes.Repeat([]byte(fmt.Sprintf("segment-%06d|", n)), 2000) }
+
+// Fetch implements manifest.Fetcher.
+func (o *liveOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
+	u, _ := url.Parse(raw)
+	switch {
+	case strings.HasSuffix(u.Path, "master.m3u8"):
+		return []byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\"\nmedia.m3u8\n"), raw, nil
+	case strings.HasSuffix(u.Path, "media.m3u8"):
+		seq := o.seq()
+		var b strings.Builder
+		fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
+		for i := range int64(o.win) {
+			fmt.Fprintf(&b, "#EXTINF:%.3f,\nseg%d.ts\n", o.step.Seconds(), seq+i)
+		}
+		return []byte(b.String()), raw, nil
+	default:
+		var n int64
+		if _, err := fmt.Sscanf(u.Path, "/live/seg%d.ts", &n); err != nil {
+			return nil, "", fmt.Errorf("no such object %s", raw)
+		}
+		return liveSegment(n), raw, nil
+	}
+}
+
+// TestSeederFollowsLivePlaylist: new segments of a live playlist are
+// fetched and announced as they appear, and served with their bytes.
+func TestSeederFollowsLivePlaylist(t *testing.T) {
+	origin := &liveOrigin{start: time.Now(), step: 400 * time.Millisecond, win: 4}
+	env := newTestEnv(t, func(c *Config) { c.Source = origin })
+	p, err := manifest.Load(context.Background(), liveURL, origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := p.Streams[0].Swarms[manifest.HLSJS].InfoHash
+	env.seeder.AddStream(StreamConfig{URL: liveURL})
+	waitFor(t, "the seeder in the live swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 1
+	})
+	b := newBrowser(t, env, ih)
+	b.serveTracker()
+	b.announceWithOffer()
+	dc := b.channel()
+	var last []int64
+	deadline := time.Now().Add(10 * time.Second)
+	seen := map[int64]bool{}
+	for time.Now().Before(deadline) && len(seen) < 10 {
+		a, ok := b.command().(p2p.SegmentsAnnouncement)
+		if !ok {
+			t.Fatal("expected announcements only")
+		}
+		for _, id := range a.Loaded {
+			seen[id] = true
+		}
+		last = a.Loaded
+	}
+	if len(seen) < 10 {
+		t.Fatalf("only %d distinct ids announced in 10 s: %v", len(seen), last)
+	}
+	// hls.js ids of a live stream are media sequence numbers.
+	newest := slices.Max(last)
+	if cur := origin.seq() + int64(origin.win) - 1; newest < cur-2 || newest > cur {
+		t.Errorf("newest announced id %d, playlist's newest %d", newest, cur)
+	}
+	if len(last) > origin.win+1 {
+		t.Errorf("announced %d ids, the window is %d: %v", len(last), origin.win, last)
+	}
+	got := b.request(dc, newest, 1, 0)
+	if !bytes.Equal(got, liveSegment(newest)) {
+		t.Fatalf("segment %d: wrong bytes", newest)
+	}
+}
+
+// TestSeederRareOnly: with the rare-only policy a segment that another peer
+// holds is withdrawn from the seeder's announcement.
+func TestSeederRareOnly(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.RareOnly, c.RareThreshold = true, 1 })
+	ih, ms := demoSwarm(t)
+	env.seeder.AddStream(StreamConfig{URL: demoURL})
+	waitFor(t, "the seeder in the swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 1
+	})
+	b := newBrowser(t, env, ih)
+	b.serveTracker()
+	b.announceWithOffer()
+	dc := b.channel()
+	a := b.command().(p2p.SegmentsAnnouncement)
+	if len(a.Loaded) != len(ms.Segments) {
+		t.Fatalf("first announcement has %d ids, want all %d", len(a.Loaded), len(ms.Segments))
+	}
+	// The browser now holds 0..9: the seeder stops announcing them.
+	frames, _ := p2p.Encode(p2p.SegmentsAnnouncement{Loaded: []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}, p2p.DefaultMaxMessageSize)
+	for _, f := range frames {
+		dc.Send(f)
+	}
+	a2, ok := b.command().(p2p.SegmentsAnnouncement)
+	if !ok || len(a2.Loaded) != len(ms.Segments)-10 || a2.Loaded[0] != 10 {
+		t.Fatalf("after the browser announced 0..9 the seeder announced %v", a2.Loaded)
+	}
+}
+
+// TestSeederMaxPeers: offers beyond the peer connection cap are not
+// answered.
+func TestSeederMaxPeers(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxPeers = 1 })
+	ih, _ := demoSwarm(t)
+	env.seeder.AddStream(StreamConfig{URL: demoURL})
+	waitFor(t, "the seeder in the swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 1
+	})
+	b1 := newBrowser(t, env, ih)
+	b1.serveTracker()
+	b1.announceWithOffer()
+	b1.channel()
+	b2 := newBrowser(t, env, ih)
+	b2.serveTracker()
+	b2.announceWithOffer()
+	waitFor(t, "the second peer to be refused", func() bool { return env.seeder.Stats().PeersRefused >= 1 })
+	select {
+	case <-b2.dc:
+		t.Fatal("the seeder connected beyond max_peers")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if n := env.seeder.Stats().PeerConnections; n != 1 {
+		t.Errorf("%d peer connections, cap 1", n)
+	}
+}
+
+// TestSeederRemoveStream leaves the swarms and closes their connections.
+func TestSeederRemoveStream(t *testing.T) {
+	env := newTestEnv(t, nil)
+	ih, _ := demoSwarm(t)
+	env.seeder.AddStream(StreamConfig{URL: demoURL})
+	waitFor(t, "the seeder in the swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 1
+	})
+	b := newBrowser(t, env, ih)
+	b.serveTracker()
+	b.announceWithOffer()
+	b.channel()
+	if !env.seeder.RemoveStream(demoURL) {
+		t.Fatal("RemoveStream: unknown")
+	}
+	waitFor(t, "the seeder to leave the swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 0
+	})
+	if n := env.seeder.Stats().PeerConnections; n != 0 {
+		t.Errorf("%d peer connections after RemoveStream", n)
+	}
+	if len(env.seeder.Streams()) != 0 {
+		t.Error("stream still listed")
+	}
+}
