@@ -321,10 +321,17 @@ func (cl *client) stop() clientResult {
 	cl.mu.Unlock()
 	res.Seconds = stopAt.Sub(start).Seconds()
 
+	// The counters are read now, so that requests finishing during the
+	// drain below do not count.
 	peers := cl.loadPeers()
 	for _, p := range peers {
 		p.mu.Lock()
 		p.stopping = true
+		res.Requests += p.requests
+		res.Completed += p.completed
+		res.Timeouts += p.timeouts
+		res.Absent += p.absent
+		res.Errors += p.errors
 		p.mu.Unlock()
 	}
 	deadline := time.Now().Add(drainTimeout)
@@ -342,7 +349,7 @@ func (cl *client) stop() clientResult {
 		if p.state != stIdle {
 			// The request never finished: count it as an error
 			// and drop it.
-			p.errors++
+			res.Errors++
 			p.state = stIdle
 		}
 		for _, s := range p.samples {
@@ -353,11 +360,6 @@ func (cl *client) stop() clientResult {
 				}
 			}
 		}
-		res.Requests += p.requests
-		res.Completed += p.completed
-		res.Timeouts += p.timeouts
-		res.Absent += p.absent
-		res.Errors += p.errors
 		p.mode = ""
 		p.mu.Unlock()
 	}
