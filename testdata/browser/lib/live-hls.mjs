@@ -70,27 +70,33 @@ export function publishLiveHLS(opts) {
   for (const m of masterText.matchAll(/URI="([^"]+)"/g)) uris.add(m[1]);
   const ml = masterText.split(/\r?\n/);
   ml.forEach((l, i) => { if (l.startsWith("#EXT-X-STREAM-INF:") && ml[i + 1]) uris.add(ml[i + 1].trim()); });
+  // Media playlists may sit in subdirectories of the master's (e.g.
+  // "360p/index.m3u8", as in testdata/media/demo): the live one is written
+  // at the same relative path under dir, and its segment URIs are made
+  // absolute from that subdirectory.
   const playlists = [...uris].map((u) => {
-    if (u.includes("/") || u.includes(":")) throw new Error(`live-hls: nested or absolute media playlist URI ${u} is not supported`);
-    return { name: u, ...parseMedia(fs.readFileSync(path.join(vodDir, u), "utf8")) };
+    if (u.startsWith("/") || u.includes(":") || u.split("/").includes("..")) throw new Error(`live-hls: absolute or upward media playlist URI ${u} is not supported`);
+    const sub = path.posix.dirname(u);
+    return { name: u, base: sub === "." ? vodURLPath : `${vodURLPath}${sub}/`, ...parseMedia(fs.readFileSync(path.join(vodDir, u), "utf8")) };
   });
   const total = Math.min(...playlists.map((p) => p.segs.length));
   if (!total) throw new Error("live-hls: no segments");
-  const abs = (u) => (u.startsWith("/") || /^[a-z]+:/i.test(u) ? u : vodURLPath + u);
+  const abs = (u, base) => (u.startsWith("/") || /^[a-z]+:/i.test(u) ? u : base + u);
+  for (const p of playlists) fs.mkdirSync(path.dirname(path.join(dir, p.name)), { recursive: true });
 
   let pos = startPosition;
   const render = () => {
     for (const p of playlists) {
       const out = ["#EXTM3U", `#EXT-X-VERSION:${p.version}`, `#EXT-X-TARGETDURATION:${p.target}`,
         `#EXT-X-MEDIA-SEQUENCE:${firstSequence + pos}`, `#EXT-X-DISCONTINUITY-SEQUENCE:${Math.floor(pos / total)}`];
-      if (p.map) out.push(p.map.replace(/URI="([^"]+)"/, (_, u) => `URI="${abs(u)}"`));
+      if (p.map) out.push(p.map.replace(/URI="([^"]+)"/, (_, u) => `URI="${abs(u, p.base)}"`));
       for (let k = pos; k < pos + window; k++) {
         const loop = Math.floor(k / total);
         const s = p.segs[k % total];
         // Not before the window's first segment: EXT-X-DISCONTINUITY-SEQUENCE
         // already is that segment's number (hls.js would count it twice).
         if (k % total === 0 && k > pos) out.push("#EXT-X-DISCONTINUITY");
-        out.push(s.extinf, abs(s.uri) + (loop ? `?loop=${loop}` : ""));
+        out.push(s.extinf, abs(s.uri, p.base) + (loop ? `?loop=${loop}` : ""));
       }
       writeAtomic(path.join(dir, p.name), `${out.join("\n")}\n`);
     }
