@@ -130,17 +130,17 @@ func (o UploadOptions) withDefaults() UploadOptions {
 // UploadStats counts what an UploadSession has done. All fields are
 // cumulative.
 type UploadStats struct {
-	Requests       uint64 // SegmentRequests accepted for processing
-	RateLimited    uint64 // SegmentRequests ignored by the rate cap
-	Completed      uint64 // uploads that ended with SegmentDataSendingCompleted
-	Absent         uint64 // SegmentAbsent replies sent
-	Aborted        uint64 // requests dropped or uploads stopped by a cancel, a newer request, a stall, a full send buffer or a close
-	OverBudget     uint64 // requests answered with SegmentAbsent because the UploadBudget had no free slot
-	BytesSent      uint64 // segment payload bytes handed to the channel
-	PayloadIgnored uint64 // incoming messages that are not command frames
-	BadFrames      uint64 // incoming frames the Joiner rejected
-	BadCommands    uint64 // joined commands that failed to decode
-	SendErrors     uint64 // failed data-channel sends
+	Requests       uint64 `json:"requests"`        // SegmentRequests accepted for processing
+	RateLimited    uint64 `json:"rate_limited"`    // SegmentRequests ignored by the rate cap
+	Completed      uint64 `json:"completed"`       // uploads that ended with SegmentDataSendingCompleted
+	Absent         uint64 `json:"absent"`          // SegmentAbsent replies sent
+	Aborted        uint64 `json:"aborted"`         // requests dropped or uploads stopped by a cancel, a newer request, a stall, a full send buffer or a close
+	OverBudget     uint64 `json:"over_budget"`     // requests answered with SegmentAbsent because the UploadBudget had no free slot
+	BytesSent      uint64 `json:"bytes_sent"`      // segment payload bytes handed to the channel
+	PayloadIgnored uint64 `json:"payload_ignored"` // incoming messages that are not command frames
+	BadFrames      uint64 `json:"bad_frames"`      // incoming frames the Joiner rejected
+	BadCommands    uint64 `json:"bad_commands"`    // joined commands that failed to decode
+	SendErrors     uint64 `json:"send_errors"`     // failed data-channel sends
 }
 
 // uploadCounters holds the atomic counterparts of UploadStats.

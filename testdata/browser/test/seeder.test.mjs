@@ -72,16 +72,16 @@ function seederStats(caddy) {
   });
 }
 
-/** A swarm's upload counters, whichever casing the admin API uses. */
+/** A swarm's upload counters from the admin API. */
 function upload(sw) {
   const u = sw.upload || {};
-  const get = (snake, camel) => Number(u[snake] ?? u[camel] ?? 0);
+  const get = (name) => Number(u[name] ?? 0);
   return {
-    bytesSent: get("bytes_sent", "BytesSent"),
-    requests: get("requests", "Requests"),
-    completed: get("completed", "Completed"),
-    absent: get("absent", "Absent"),
-    aborted: get("aborted", "Aborted"),
+    bytesSent: get("bytes_sent"),
+    requests: get("requests"),
+    completed: get("completed"),
+    absent: get("absent"),
+    aborted: get("aborted"),
   };
 }
 
