@@ -22,7 +22,7 @@
 // is not counted against the seeder; the two exchange complete,
 // non-trickle SDP over the child's stdin and stdout. Each load peer opens
 // two channels: a P2P Media Loader channel, answered by an UploadSession
-// with an in-memory SegmentSource, and a raw channel.
+// with segments from the seeder's cache, and a raw channel.
 //
 // Two modes then run in turn on those peers, each for a warm-up and a
 // measured interval:

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddy-p2p/caddy-p2p/p2p"
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -48,11 +50,15 @@ func newServer(segs [][]byte, opts p2p.UploadOptions) (*server, error) {
 	for i := range ids {
 		ids[i] = int64(i)
 	}
-	src := p2p.SegmentSourceFunc(func(_ context.Context, id int64) ([]byte, bool, error) {
+	// Segments come through the seeder's own cache, filled on first use,
+	// so the measured path is the seeder's serving path from cache.
+	cache := seeder.NewCache(context.Background(), int64(len(segs))*int64(len(segs[0]))+1)
+	src := p2p.SegmentSourceFunc(func(ctx context.Context, id int64) ([]byte, bool, error) {
 		if id < 0 || id >= int64(len(segs)) {
 			return nil, false, nil
 		}
-		return segs[id], true, nil
+		data, err := cache.Get(ctx, strconv.FormatInt(id, 10), func(context.Context) ([]byte, error) { return segs[id], nil })
+		return data, err == nil, err
 	})
 	return &server{mux: mux, segs: segs, ids: ids, src: src, opts: opts, groups: map[string][]*serverPeer{}}, nil
 }
