@@ -83,6 +83,9 @@ export CADDY_BIN="$root/bin/caddy"
 step "tracker load benchmark, quick mode (checks the bench command works; figures are in the README)"
 go run ./tracker/trackerbench -quick -ours "$root/bin/caddy" -btt testdata/bench
 
+step "seeder upload benchmark, quick mode (checks the bench command works; figures are in the README)"
+go run ./p2p/uploadbench -quick
+
 step "tracker relay latency at 2,000 announces/s (informational: a target miss does not fail)"
 go run ./tracker/trackerbench -trackers ours -peers 5000 -swarms 100 -rate 2000 -duration 20s -ours "$root/bin/caddy" |
 	grep -E 'relay p(50|99)|cores|per 1k|per idle peer|PASS|MISS' || true
