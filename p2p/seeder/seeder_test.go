@@ -101,6 +101,7 @@ type browser struct {
 	msgs     chan []byte
 	wsMu     sync.Mutex
 	offerID  string
+	answers  chan string // SDPs of answers received
 }
 
 func newBrowser(t *testing.T, env *testEnv, ih p2p.InfoHash) *browser {
@@ -116,7 +117,7 @@ func newBrowser(t *testing.T, env *testEnv, ih p2p.InfoHash) *browser {
 	b := &browser{
 		t: t, peerID: "-PM0203-" + randomASCII(12), infoHash: ih, ws: ws,
 		api: webrtc.NewAPI(webrtc.WithSettingEngine(se)), dc: make(chan *webrtc.DataChannel, 1),
-		msgs: make(chan []byte, 1024),
+		msgs: make(chan []byte, 1024), answers: make(chan string, 4),
 	}
 	pc, err := b.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -188,6 +189,10 @@ func (b *browser) serveTracker() {
 			}
 			switch {
 			case m.Answer != nil:
+				select {
+				case b.answers <- m.Answer.SDP:
+				default:
+				}
 				if m.OfferID != b.offerID {
 					b.t.Errorf("browser: answer for offer id %q, sent %q", m.OfferID, b.offerID)
 				}
