@@ -155,6 +155,10 @@ type Seeder struct {
 	streams  map[string]*stream
 	swarms   map[p2p.InfoHash]*swarm
 	trackers []*trackerClient
+	// segmentStreams maps segment URLs to their manifest URL, bounded by
+	// the seeded playlists (live segments leave it with their swarms'
+	// segment lists).
+	segmentStreams map[string]string
 
 	pcs      atomic.Int64 // PeerConnections open, offers included
 	counters seederCounters
@@ -177,14 +181,15 @@ func New(cfg Config) (*Seeder, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Seeder{
-		cfg:     cfg,
-		peerID:  peerID,
-		log:     cfg.Logger,
-		cache:   NewCache(ctx, cfg.CacheBytes),
-		ctx:     ctx,
-		cancel:  cancel,
-		streams: make(map[string]*stream),
-		swarms:  make(map[p2p.InfoHash]*swarm),
+		cfg:            cfg,
+		peerID:         peerID,
+		log:            cfg.Logger,
+		cache:          NewCache(ctx, cfg.CacheBytes),
+		ctx:            ctx,
+		cancel:         cancel,
+		streams:        make(map[string]*stream),
+		swarms:         make(map[p2p.InfoHash]*swarm),
+		segmentStreams: make(map[string]string),
 	}
 	for _, u := range cfg.Trackers {
 		t := newTrackerClient(s, u)
@@ -243,7 +248,7 @@ func (s *Seeder) AddStream(sc StreamConfig) (bool, error) {
 		return false, nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	st := &stream{s: s, cfg: sc, ctx: ctx, cancel: cancel, done: make(chan struct{}), added: time.Now()}
+	st := &stream{s: s, cfg: sc, ctx: ctx, cancel: cancel, done: make(chan struct{}), loaded: make(chan struct{}), added: time.Now()}
 	s.streams[sc.URL] = st
 	s.wg.Add(1)
 	go func() {
@@ -269,6 +274,39 @@ func (s *Seeder) RemoveStream(url string) bool {
 	st.cancel()
 	<-st.done
 	return true
+}
+
+// WaitStream waits until the stream added under url has joined its swarms
+// (its manifest loaded), ctx ends, or the stream is removed.
+func (s *Seeder) WaitStream(ctx context.Context, url string) error {
+	s.mu.Lock()
+	st, ok := s.streams[url]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("seeder: stream %s not added", url)
+	}
+	select {
+	case <-st.loaded:
+		return nil
+	case <-st.done:
+		return fmt.Errorf("seeder: stream %s removed", url)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// HasSwarm reports whether the seeder is in the swarm of infoHash.
+func (s *Seeder) HasSwarm(infoHash p2p.InfoHash) bool {
+	return s.swarm(infoHash) != nil
+}
+
+// StreamOfSegment returns the manifest URL of the stream one of whose
+// segments has the URL segmentURL, for per-stream traffic accounting.
+func (s *Seeder) StreamOfSegment(segmentURL string) (manifestURL string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.segmentStreams[segmentURL]
+	return u, ok
 }
 
 // Streams returns the URLs of the streams being seeded.

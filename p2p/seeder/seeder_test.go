@@ -196,7 +196,7 @@ func (b *browser) serveTracker() {
 				if m.OfferID != b.offerID {
 					b.t.Errorf("browser: answer for offer id %q, sent %q", m.OfferID, b.offerID)
 				}
-				if err := b.pc.SetRemoteDescription(*m.Answer); err != nil {
+				if err := b.pc.SetRemoteDescription(*m.Answer); err != nil && b.pc.SignalingState() != webrtc.SignalingStateClosed {
 					b.t.Errorf("browser: %v", err)
 				}
 			case m.Offer != nil:

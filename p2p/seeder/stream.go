@@ -17,6 +17,7 @@ type stream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	loaded chan struct{} // closed once the swarms are registered
 	added  time.Time
 
 	// Set by run; read under s.mu only through stats.
@@ -66,8 +67,13 @@ func (st *stream) run() {
 			}
 		}
 	}
+	for _, ms := range p.Streams {
+		s.mapSegments(st.cfg.URL, ms.Segments, nil)
+	}
+	defer s.unmapStream(st.cfg.URL)
 	log.Info("seeding", zap.Int("swarms", len(st.swarms)), zap.Bool("live", len(followers) > 0), zap.String("format", p.Format.String()))
 	s.addSwarms(st.swarms)
+	close(st.loaded)
 	defer s.removeSwarms(st.swarms)
 	if len(followers) == 0 {
 		<-st.ctx.Done()
@@ -142,6 +148,7 @@ func (f *follower) run(log *zap.Logger) {
 // servable while the LiveStream retains them.
 func (f *follower) publish(added, removed []*manifest.Segment) {
 	s := f.st.s
+	s.mapSegments(f.st.cfg.URL, added, removed)
 	for _, sw := range f.swarms {
 		sw.setSegments(f.live.Stream().Segments, removed, false)
 	}
@@ -158,6 +165,29 @@ func (f *follower) publish(added, removed []*manifest.Segment) {
 		}
 		for _, sw := range f.swarms {
 			sw.markAvailable(seg)
+		}
+	}
+}
+
+// mapSegments records which stream segment URLs belong to.
+func (s *Seeder) mapSegments(manifestURL string, added, removed []*manifest.Segment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, seg := range removed {
+		delete(s.segmentStreams, seg.URL)
+	}
+	for _, seg := range added {
+		s.segmentStreams[seg.URL] = manifestURL
+	}
+}
+
+// unmapStream forgets the segment URLs of a stream.
+func (s *Seeder) unmapStream(manifestURL string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for u, m := range s.segmentStreams {
+		if m == manifestURL {
+			delete(s.segmentStreams, u)
 		}
 	}
 }
