@@ -119,6 +119,9 @@ type App struct {
 
 	mu        sync.Mutex
 	seeder    *seeder.Seeder
+	trackers  []*streamTracker // of the p2p_manifest handlers
+	janitor   chan struct{}    // closed by Stop
+	janitorWG sync.WaitGroup
 	udpKey    string
 	tcpKey    string
 	startedAt time.Time
@@ -260,7 +263,10 @@ func (a *App) Start() error {
 	a.mu.Lock()
 	a.seeder = s
 	a.startedAt = time.Now()
+	a.janitor = make(chan struct{})
 	a.mu.Unlock()
+	a.janitorWG.Add(1)
+	go a.sweepStreams(a.janitor)
 	a.log.Info("seeder started", zap.String("peer_id", s.PeerID()), zap.Strings("trackers", a.Trackers), zap.Int("streams", len(a.Streams)))
 	return nil
 }
@@ -271,7 +277,12 @@ func (a *App) Stop() error {
 	a.mu.Lock()
 	s := a.seeder
 	a.seeder = nil
+	if a.janitor != nil {
+		close(a.janitor)
+		a.janitor = nil
+	}
 	a.mu.Unlock()
+	a.janitorWG.Wait()
 	if s != nil {
 		s.Close()
 	}
@@ -287,6 +298,37 @@ func (a *App) releaseSockets() {
 	if a.tcpKey != "" {
 		_, _ = tcpMuxes.Delete(a.tcpKey)
 		a.tcpKey = ""
+	}
+}
+
+// streamTracker returns a tracker of discovered streams for a p2p_manifest
+// handler; the app drops their idle streams.
+func (a *App) streamTracker(idle time.Duration) *streamTracker {
+	t := &streamTracker{app: a, idle: idle, lastSeen: map[string]time.Time{}}
+	a.mu.Lock()
+	a.trackers = append(a.trackers, t)
+	a.mu.Unlock()
+	return t
+}
+
+// sweepStreams drops discovered streams nobody asked for lately, until
+// done is closed.
+func (a *App) sweepStreams(done chan struct{}) {
+	defer a.janitorWG.Done()
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			a.mu.Lock()
+			trackers := append([]*streamTracker(nil), a.trackers...)
+			a.mu.Unlock()
+			for _, t := range trackers {
+				t.sweep(now)
+			}
+		}
 	}
 }
 

@@ -1,0 +1,300 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-p2p/caddy-p2p/manifest"
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
+)
+
+func httpDo(t *testing.T, method, path string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", httpPort, path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	// No transparent gzip: the test sees what Caddy sends.
+	req.Header.Set("Accept-Encoding", "identity")
+	if v, ok := hdr["Accept-Encoding"]; ok {
+		req.Header.Set("Accept-Encoding", v)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func announceFor(t *testing.T, ih string) map[string]any {
+	t.Helper()
+	ws := dialTracker(t, "/announce")
+	msg := `{"numwant":5,"event":"started","action":"announce","info_hash":"` + ih + `","peer_id":"-PM0203-manifesttst1","offers":[]}`
+	ws.WriteMessage(1, []byte(msg))
+	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(data, &m)
+	return m
+}
+
+// TestManifestHandlerDiscoversAndGuards: file_server + p2p_manifest + the
+// p2p app with no stream listed + a private tracker. Serving the
+// multivariant playlist makes the seeder join its swarms, the tracker then
+// accepts them and refuses others; HEAD, Range and conditional requests
+// get correct answers; segments stream through untouched.
+func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy")
+	}
+	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	globals := fmt.Sprintf("\tp2p {\n\t\ttracker ws://127.0.0.1:%d/announce\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", httpPort, media)
+	site := fmt.Sprintf(`:%d {
+	p2p_tracker /announce {
+		authorizer known_streams
+	}
+	handle_path /media/* {
+		root * %s
+		p2p_manifest
+		file_server
+	}
+}
+`, httpPort, media)
+	loadCaddyfileGlobals(t, globals, site)
+	defer caddy.Stop()
+
+	player := fmt.Sprintf("http://127.0.0.1:%d/media/demo/master.m3u8", httpPort)
+	p, err := manifest.Load(context.Background(), player, seeder.FileSource{Root: media, StripPrefix: "/media"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := string(p.Streams[0].Swarms[manifest.HLSJS].InfoHash)
+
+	// Before the playlist is served the swarm is unknown.
+	if m := announceFor(t, known); m["failure reason"] == nil {
+		t.Fatalf("announce before discovery accepted: %v", m)
+	}
+	resp, body := httpDo(t, "GET", "/media/demo/master.m3u8", nil)
+	want, _ := readFile(filepath.Join(media, "demo", "master.m3u8"))
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Fatalf("master: %d, %d bytes (want %d), CL %q", resp.StatusCode, len(body), len(want), resp.Header.Get("Content-Length"))
+	}
+	// The first request waited for the seeder: the swarm is known now.
+	if m := announceFor(t, known); m["failure reason"] != nil || m["interval"] == nil {
+		t.Fatalf("announce after discovery: %v", m)
+	}
+	if m := announceFor(t, "AAAAAAAAAAAAAAAAAAAA"); m["failure reason"] == nil || m["info_hash"] != "AAAAAAAAAAAAAAAAAAAA" {
+		t.Fatalf("unknown swarm accepted: %v", m)
+	}
+	if st := getAdmin(t, "/p2p/seeder"); !strings.Contains(st, player) {
+		t.Fatalf("seeder does not list %s:\n%s", player, st)
+	}
+
+	// HEAD: the same length, no body.
+	resp, body = httpDo(t, "HEAD", "/media/demo/master.m3u8", nil)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Fatalf("HEAD: %d, body %d, CL %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
+	}
+	// Range on a manifest: the whole manifest.
+	resp, body = httpDo(t, "GET", "/media/demo/master.m3u8", map[string]string{"Range": "bytes=0-9"})
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.Header.Get("Accept-Ranges") != "" {
+		t.Fatalf("Range: %d, %d bytes, Accept-Ranges %q", resp.StatusCode, len(body), resp.Header.Get("Accept-Ranges"))
+	}
+	// Conditional request with the ETag we sent.
+	etag := resp.Header.Get("ETag")
+	resp, _ = httpDo(t, "GET", "/media/demo/master.m3u8", map[string]string{"If-None-Match": etag})
+	if etag == "" || resp.StatusCode != http.StatusNotModified || resp.Header.Get("ETag") != etag {
+		t.Fatalf("If-None-Match %q: %d, ETag %q", etag, resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	// Segments, with Range, stream through untouched.
+	seg, _ := readFile(filepath.Join(media, "demo", "180p", "seg_001.ts"))
+	resp, body = httpDo(t, "GET", "/media/demo/180p/seg_001.ts", map[string]string{"Range": "bytes=10-19"})
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, seg[10:20]) {
+		t.Fatalf("segment range: %d, %q", resp.StatusCode, body)
+	}
+	// A media playlist is not a stream of its own.
+	httpDo(t, "GET", "/media/demo/180p/index.m3u8", nil)
+	if st := getAdmin(t, "/p2p/seeder"); strings.Contains(st, "180p/index.m3u8\",\"swarm") {
+		t.Fatal("a media playlist was registered as a stream")
+	}
+}
+
+func readFile(p string) ([]byte, error) {
+	f, err := http.Dir(filepath.Dir(p)).Open(filepath.Base(p))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// upstream is an origin behind reverse_proxy that gzips whatever the client
+// accepts, answers Range, and sends ETags and 304s.
+func upstream(t *testing.T, files map[string]string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		ct := "application/vnd.apple.mpegurl"
+		if strings.HasSuffix(r.URL.Path, ".mpd") {
+			ct = "application/dash+xml"
+		}
+		etag := fmt.Sprintf(`"v%d"`, len(body))
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Type", ct)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if rg := r.Header.Get("Range"); rg != "" {
+			w.Header().Set("Content-Range", "bytes 0-9/"+fmt.Sprint(len(body)))
+			w.WriteHeader(http.StatusPartialContent)
+			io.WriteString(w, body[:10])
+			return
+		}
+		// Gzip even if asked for identity: the handler must cope.
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, body)
+		zw.Close()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+const testMaster = `#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2"
+v360/index.m3u8?token=abc&cmcd_x=1&keep=1
+#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x180,CODECS="avc1.64001e,mp4a.40.2"
+v180/index.m3u8?token=abc
+`
+
+const testLive = `#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:100
+#EXTINF:4.000,
+seg100.ts?token=abc
+#EXTINF:4.000,
+seg101.ts?token=abc
+`
+
+const testMPD = `<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="static" mediaPresentationDuration="PT8S" minBufferTime="PT2S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true">
+      <Representation id="v0" codecs="avc1.640015" bandwidth="200000" width="320" height="180">
+        <SegmentTemplate timescale="1000" duration="2000" initialization="init-$RepresentationID$.m4s?token=abc" media="seg-$RepresentationID$-$Number$.m4s?token=abc&amp;keep=1" startNumber="1"/>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+`
+
+// TestManifestHandlerRewritesBehindReverseProxy: reverse_proxy to an
+// upstream that gzips, answers Range and sends ETags: manifests are
+// decoded, rewritten (query parameters stripped, URIs moved to a CDN
+// base), get a derived ETag that still yields 304s, and live playlists
+// get a short max-age; broken and oversized manifests pass through.
+func TestManifestHandlerRewritesBehindReverseProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy")
+	}
+	up := upstream(t, map[string]string{
+		"/vod/master.m3u8": testMaster,
+		"/live/index.m3u8": testLive,
+		"/dash/stream.mpd": testMPD,
+		"/bad/master.m3u8": "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=oops\n",
+		"/big/master.m3u8": testMaster + strings.Repeat("# padding\n", 500),
+	})
+	site := fmt.Sprintf(`:%d {
+	p2p_manifest {
+		discover off
+		max_size 4KiB
+		strip_query token /^cmcd/
+		base_url https://cdn.example
+	}
+	reverse_proxy %s
+}
+`, httpPort, up.URL)
+	loadCaddyfile(t, site)
+	defer caddy.Stop()
+
+	resp, body := httpDo(t, "GET", "/vod/master.m3u8", map[string]string{"Range": "bytes=0-9"})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("master: %d, encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
+	s := string(body)
+	for _, want := range []string{"https://cdn.example/vod/v360/index.m3u8?keep=1", "https://cdn.example/vod/v180/index.m3u8\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("master lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "token") || strings.Contains(s, "cmcd") {
+		t.Errorf("query parameters not stripped:\n%s", s)
+	}
+	if resp.Header.Get("Content-Length") != fmt.Sprint(len(body)) {
+		t.Errorf("Content-Length %q for %d bytes", resp.Header.Get("Content-Length"), len(body))
+	}
+	etag := resp.Header.Get("ETag")
+	if !strings.HasSuffix(etag, `-p2p"`) {
+		t.Fatalf("rewritten manifest keeps the upstream ETag %q", etag)
+	}
+	resp, _ = httpDo(t, "GET", "/vod/master.m3u8", map[string]string{"If-None-Match": etag})
+	if resp.StatusCode != http.StatusNotModified || resp.Header.Get("ETag") != etag {
+		t.Fatalf("conditional GET: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	// Compressed for a client that accepts it only if encode is used: here
+	// there is no encode, so identity.
+	resp, body = httpDo(t, "GET", "/live/index.m3u8", nil)
+	if cc := resp.Header.Get("Cache-Control"); cc != "max-age=2" {
+		t.Errorf("live playlist Cache-Control %q, want max-age=2", cc)
+	}
+	if !strings.Contains(string(body), "https://cdn.example/live/seg100.ts\n") {
+		t.Errorf("live playlist not rewritten:\n%s", body)
+	}
+	resp, body = httpDo(t, "GET", "/dash/stream.mpd", nil)
+	d := string(body)
+	if resp.StatusCode != 200 || !strings.Contains(d, "<BaseURL>https://cdn.example/dash/</BaseURL>") ||
+		strings.Contains(d, "token") || !strings.Contains(d, "keep=1") || !strings.Contains(d, "$Number$") {
+		t.Errorf("MPD not rewritten as expected:\n%s", d)
+	}
+	// Broken: passed through, not broken further.
+	resp, body = httpDo(t, "GET", "/bad/master.m3u8", nil)
+	if resp.StatusCode != 200 || string(body) != "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=oops\n" {
+		t.Errorf("broken manifest: %d %q", resp.StatusCode, body)
+	}
+	// Oversized: passed through (gzip and all, as upstream sent it).
+	resp, body = httpDo(t, "GET", "/big/master.m3u8", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("oversized manifest: %d, encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
+	}
+	if zr, err := gzip.NewReader(bytes.NewReader(body)); err != nil {
+		t.Errorf("oversized manifest body: %v", err)
+	} else if b, _ := io.ReadAll(zr); string(b) != testMaster+strings.Repeat("# padding\n", 500) {
+		t.Error("oversized manifest changed")
+	}
+}
