@@ -21,6 +21,7 @@ func init() {
 //
 //	GET    /p2p/tracker[?limit=N]   totals and per-swarm peer counts of every tracker
 //	GET    /p2p/seeder              the seeder's swarms, peers, bytes served and cache
+//	GET    /p2p/streams             per stream: viewers, HTTP and seeder bytes, player reports, offload
 //	POST   /p2p/seeder/streams      {"url": ..., "swarm_id": ...} starts seeding a manifest
 //	DELETE /p2p/seeder/streams      {"url": ...} stops seeding it
 type AdminAPI struct{}
@@ -39,6 +40,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/p2p/tracker", Handler: caddy.AdminHandlerFunc(serveTrackerStatus)},
 		{Pattern: "/p2p/seeder", Handler: caddy.AdminHandlerFunc(serveSeederStatus)},
 		{Pattern: "/p2p/seeder/streams", Handler: caddy.AdminHandlerFunc(serveSeederStreams)},
+		{Pattern: "/p2p/streams", Handler: caddy.AdminHandlerFunc(serveOffload)},
 	}
 }
 
@@ -157,4 +159,16 @@ func serveSeederStreams(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
 	return json.NewEncoder(w).Encode(map[string]bool{"added": added})
+}
+
+func serveOffload(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	a, err := currentApp()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(map[string]any{"streams": a.Offload()})
 }

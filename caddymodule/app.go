@@ -114,6 +114,7 @@ type App struct {
 
 	ctx     caddy.Context
 	log     *zap.Logger
+	offload *offload
 	source  SegmentSource
 	clients []manifest.Client
 
@@ -138,6 +139,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
+	a.offload = newOffload()
 	if a.SourceRaw != nil {
 		mod, err := ctx.LoadModule(a, "SourceRaw")
 		if err != nil {
@@ -328,8 +330,26 @@ func (a *App) sweepStreams(done chan struct{}) {
 			for _, t := range trackers {
 				t.sweep(now)
 			}
+			if s := a.Seeder(); s != nil {
+				keep := map[string]bool{}
+				for _, u := range s.Streams() {
+					keep[u] = true
+				}
+				a.offload.forget(keep)
+			}
 		}
 	}
+}
+
+// Offload returns, per seeded stream, viewers, the origin's HTTP and
+// seeder bytes and what players report.
+func (a *App) Offload() []StreamOffload {
+	var st *seeder.Stats
+	if s := a.Seeder(); s != nil {
+		v := s.Stats()
+		st = &v
+	}
+	return a.offload.snapshot(st, time.Now())
 }
 
 // Seeder returns the running seeder, or nil before Start and after Stop.

@@ -165,9 +165,26 @@ func (h *ManifestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		return err
 	}
 	if !bw.buffering {
-		return bw.finish()
+		h.countHTTP(r, bw)
+		return nil
 	}
 	return h.serveManifest(w, r, bw)
+}
+
+// countHTTP adds a segment response to its stream's HTTP traffic, unless
+// the seeder itself fetched it.
+func (h *ManifestHandler) countHTTP(r *http.Request, bw *manifestWriter) {
+	if h.app == nil || bw.written == 0 || (bw.status != http.StatusOK && bw.status != http.StatusPartialContent) ||
+		r.Header.Get("User-Agent") == seeder.UserAgent {
+		return
+	}
+	s := h.app.Seeder()
+	if s == nil {
+		return
+	}
+	if stream, ok := streamOf(s, requestURL(r)); ok {
+		h.app.offload.addHTTP(stream, bw.written)
+	}
 }
 
 // serveManifest rewrites and registers a buffered manifest and writes it.
@@ -293,7 +310,9 @@ type manifestWriter struct {
 	overflow  bool
 	// suffixETag marks validators of manifests p2p_manifest rewrites.
 	suffixETag bool
-	buf        bytes.Buffer
+	// written counts body bytes passed through.
+	written int64
+	buf     bytes.Buffer
 }
 
 func newManifestWriter(w http.ResponseWriter, pathKind manifestKind, limit int64) *manifestWriter {
@@ -343,7 +362,9 @@ func (m *manifestWriter) Write(p []byte) (int, error) {
 		m.WriteHeader(http.StatusOK)
 	}
 	if !m.buffering || m.overflow {
-		return m.ResponseWriter.Write(p)
+		n, err := m.ResponseWriter.Write(p)
+		m.written += int64(n)
+		return n, err
 	}
 	if int64(m.buf.Len()+len(p)) > m.limit {
 		// Too big after all: send what we have and stream the rest.
@@ -367,9 +388,6 @@ func (m *manifestWriter) ReadFrom(r io.Reader) (int64, error) {
 
 // writerOnly hides every method but Write.
 type writerOnly struct{ io.Writer }
-
-// finish completes a response that was not buffered.
-func (m *manifestWriter) finish() error { return nil }
 
 // flushBuffered writes a buffered response unchanged.
 func (m *manifestWriter) flushBuffered(r *http.Request) error {

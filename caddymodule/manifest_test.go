@@ -73,6 +73,7 @@ func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
 	p2p_tracker /announce {
 		authorizer known_streams
 	}
+	p2p_dashboard /dashboard
 	handle_path /media/* {
 		root * %s
 		p2p_manifest
@@ -131,6 +132,22 @@ func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
 	resp, body = httpDo(t, "GET", "/media/demo/180p/seg_001.ts", map[string]string{"Range": "bytes=10-19"})
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, seg[10:20]) {
 		t.Fatalf("segment range: %d, %q", resp.StatusCode, body)
+	}
+	// The segment bytes count for the stream; the seeder's fetches would
+	// not (its User-Agent), nor do reports for unknown streams.
+	httpDo(t, "GET", "/media/demo/180p/seg_002.ts", map[string]string{"User-Agent": seeder.UserAgent})
+	var dash struct {
+		Streams []struct {
+			URL       string `json:"url"`
+			HTTPBytes uint64 `json:"http_bytes"`
+		} `json:"streams"`
+	}
+	_, body = httpDo(t, "GET", "/dashboard?format=json", nil)
+	if err := json.Unmarshal(body, &dash); err != nil || len(dash.Streams) != 1 || dash.Streams[0].URL != player || dash.Streams[0].HTTPBytes != 10 {
+		t.Fatalf("dashboard data %s (%v), want 10 HTTP bytes for %s", body, err, player)
+	}
+	if st := getAdmin(t, "/p2p/streams"); !strings.Contains(st, `"http_bytes":10,`) {
+		t.Fatalf("/p2p/streams: %s", st)
 	}
 	// A media playlist is not a stream of its own.
 	httpDo(t, "GET", "/media/demo/180p/index.m3u8", nil)

@@ -11,11 +11,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 )
 
 func init() {
@@ -88,6 +91,7 @@ type Player struct {
 
 	tmpl      *template.Template
 	importMap template.HTML
+	app       *App // the p2p app, if configured: it takes the page's reports
 }
 
 // CaddyModule returns the Caddy module information.
@@ -102,7 +106,10 @@ var playerVersionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]
 
 // Provision validates the configuration, builds the import map and parses
 // the page template.
-func (p *Player) Provision(_ caddy.Context) error {
+func (p *Player) Provision(ctx caddy.Context) error {
+	if v, err := ctx.AppIfConfigured("p2p"); err == nil {
+		p.app = v.(*App)
+	}
 	repl := caddy.NewReplacer()
 	base, err := normalizePackagesBase(repl.ReplaceAll(p.Packages, ""))
 	if err != nil {
@@ -183,17 +190,23 @@ func (p *Player) buildImportMap() (template.HTML, error) {
 
 // playerDefaults is the page configuration embedded as JSON in the page.
 type playerDefaults struct {
-	Manifest string            `json:"manifest"`
-	Tracker  string            `json:"tracker"`
-	SwarmID  string            `json:"swarmId,omitempty"`
-	Packages string            `json:"packages"`
-	Versions map[string]string `json:"versions"`
+	Manifest string `json:"manifest"`
+	Tracker  string `json:"tracker"`
+	SwarmID  string `json:"swarmId,omitempty"`
+	// SeederPrefix is the seeder's peer id prefix, for the page's report
+	// of the bytes it got from the seeder.
+	SeederPrefix string            `json:"seederPrefix"`
+	Packages     string            `json:"packages"`
+	Versions     map[string]string `json:"versions"`
 }
 
 // ServeHTTP renders the player page.
 func (p *Player) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method == http.MethodPost {
+		return p.takeReport(w, r)
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", "GET, HEAD, POST")
 		return caddyhttp.Error(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
 
@@ -213,7 +226,7 @@ func (p *Player) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 		Defaults  playerDefaults
 	}{
 		ImportMap: p.importMap,
-		Defaults:  playerDefaults{Manifest: manifest, Tracker: tracker, SwarmID: p.SwarmID, Packages: p.Packages, Versions: versions},
+		Defaults:  playerDefaults{Manifest: manifest, Tracker: tracker, SwarmID: p.SwarmID, SeederPrefix: seeder.DefaultPeerIDPrefix, Packages: p.Packages, Versions: versions},
 	})
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("rendering player page: %w", err))
@@ -371,3 +384,31 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Player)(nil)
 	_ caddyfile.Unmarshaler       = (*Player)(nil)
 )
+
+// playerReportBody is what the page POSTs every few seconds: its running
+// totals for the stream it plays.
+type playerReportBody struct {
+	Session       string `json:"session"`
+	Manifest      string `json:"manifest"`
+	HTTPBytes     uint64 `json:"http_bytes"`
+	P2PBytes      uint64 `json:"p2p_bytes"`
+	P2PFromSeeder uint64 `json:"p2p_from_seeder_bytes"`
+}
+
+// takeReport records a page's totals for the offload statistics. Reports
+// for streams the seeder does not seed are dropped, so a page cannot grow
+// the server's memory; the answer is 204 either way.
+func (p *Player) takeReport(w http.ResponseWriter, r *http.Request) error {
+	var rep playerReportBody
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&rep); err != nil ||
+		rep.Session == "" || len(rep.Session) > 64 {
+		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("bad player report"))
+	}
+	if p.app != nil {
+		if s := p.app.Seeder(); s != nil && s.HasStream(rep.Manifest) {
+			p.app.offload.report(rep.Session, rep.Manifest, rep.HTTPBytes, rep.P2PBytes, rep.P2PFromSeeder, time.Now())
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -216,14 +216,32 @@ func TestPlayerMethods(t *testing.T) {
 		t.Errorf("HEAD: status %d, body %d bytes, Content-Length %q", rec.Code, rec.Body.Len(), rec.Header().Get("Content-Length"))
 	}
 
-	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+	for _, m := range []string{http.MethodPut, http.MethodDelete} {
 		rec, err = servePlayer(t, p, httptest.NewRequest(m, "/", strings.NewReader("x")))
 		var he caddyhttp.HandlerError
 		if !errors.As(err, &he) || he.StatusCode != http.StatusMethodNotAllowed {
 			t.Errorf("%s: error %v, want a 405 handler error", m, err)
 		}
-		if got := rec.Header().Get("Allow"); got != "GET, HEAD" {
+		if got := rec.Header().Get("Allow"); got != "GET, HEAD, POST" {
 			t.Errorf("%s: Allow %q", m, got)
+		}
+	}
+}
+
+// TestPlayerReports: POST takes a page's totals (204) and rejects junk
+// (400); without a p2p app the report is dropped.
+func TestPlayerReports(t *testing.T) {
+	p := &Player{}
+	provisionPlayer(t, p)
+	rec, err := servePlayer(t, p, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"session":"s1","manifest":"http://x/m.m3u8","http_bytes":10,"p2p_bytes":20}`)))
+	if err != nil || rec.Code != http.StatusNoContent {
+		t.Fatalf("report: %d, %v", rec.Code, err)
+	}
+	for _, body := range []string{`{`, `{"manifest":"x"}`, `{"session":"` + strings.Repeat("x", 65) + `"}`, strings.Repeat(" ", 5000) + `{}`} {
+		_, err := servePlayer(t, p, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)))
+		var he caddyhttp.HandlerError
+		if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
+			t.Errorf("%.20q: error %v, want 400", body, err)
 		}
 	}
 }

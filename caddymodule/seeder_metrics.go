@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ type seederCollector struct {
 	cacheHits, cacheMisses, cacheBytes, cacheEvict *prometheus.Desc
 	offersSent, offersAnswered, answersSent        *prometheus.Desc
 	connections, connectFailures, refused          *prometheus.Desc
+	viewers, httpBytes, reported                   *prometheus.Desc
 }
 
 func newSeederCollector(a *App) *seederCollector {
@@ -45,6 +47,9 @@ func newSeederCollector(a *App) *seederCollector {
 		connections:     d("connections_total", "Peer connections that reached the connected state."),
 		connectFailures: d("connect_failures_total", "Peer connections that never opened their data channel."),
 		refused:         d("peers_refused_total", "Peer connections refused by max_peers."),
+		viewers:         prometheus.NewDesc("caddy_p2p_viewers", "Browsers in the swarms of seeded streams (per client generation the busiest swarm of each stream, summed).", nil, nil),
+		httpBytes:       prometheus.NewDesc("caddy_p2p_http_segment_bytes_total", "Segment bytes of seeded streams sent over HTTP through p2p_manifest (the seeder's own fetches excluded).", nil, nil),
+		reported:        prometheus.NewDesc("caddy_p2p_reported_bytes", "Bytes the reporting player pages downloaded, by source (http, p2p_peers, p2p_seeder), summed over live sessions.", []string{"source"}, nil),
 	}
 }
 
@@ -52,7 +57,7 @@ func newSeederCollector(a *App) *seederCollector {
 func (c *seederCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.peerConnections, c.swarms, c.peers, c.uploadsRunning, c.bytes, c.completed,
 		c.absent, c.aborted, c.overBudget, c.cacheHits, c.cacheMisses, c.cacheBytes, c.cacheEvict, c.offersSent,
-		c.offersAnswered, c.answersSent, c.connections, c.connectFailures, c.refused} {
+		c.offersAnswered, c.answersSent, c.connections, c.connectFailures, c.refused, c.viewers, c.httpBytes, c.reported} {
 		ch <- d
 	}
 }
@@ -112,6 +117,21 @@ func (c *seederCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.connections, st.Connections)
 	ctr(c.connectFailures, st.ConnectFailures)
 	ctr(c.refused, st.PeersRefused)
+
+	var viewers int
+	var httpBytes, repHTTP, repPeers, repSeeder uint64
+	for _, o := range c.app.offload.snapshot(&st, time.Now()) {
+		viewers += o.Viewers
+		httpBytes += o.HTTPBytes
+		repHTTP += o.Reported.HTTPBytes
+		repPeers += o.Reported.P2PBytes - o.Reported.P2PFromSeeder
+		repSeeder += o.Reported.P2PFromSeeder
+	}
+	g(c.viewers, float64(viewers))
+	ctr(c.httpBytes, httpBytes)
+	g(c.reported, float64(repHTTP), "http")
+	g(c.reported, float64(repPeers), "p2p_peers")
+	g(c.reported, float64(repSeeder), "p2p_seeder")
 }
 
 // registerSeederMetrics registers the app's collector with the config's

@@ -295,6 +295,14 @@ func (s *Seeder) WaitStream(ctx context.Context, url string) error {
 	}
 }
 
+// HasStream reports whether the manifest at url is being seeded.
+func (s *Seeder) HasStream(url string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.streams[url]
+	return ok
+}
+
 // HasSwarm reports whether the seeder is in the swarm of infoHash.
 func (s *Seeder) HasSwarm(infoHash p2p.InfoHash) bool {
 	return s.swarm(infoHash) != nil

@@ -91,6 +91,11 @@ type HTTPSource struct {
 	MaxSize int64
 }
 
+// UserAgent is the User-Agent of an HTTPSource's requests unless its
+// Header names another, so the origin can tell the seeder's fetches from
+// viewers' (p2p_manifest does not count them as viewer traffic).
+const UserAgent = "caddy-p2p-seeder/1"
+
 // DefaultHTTPTimeout bounds one HTTP fetch of an HTTPSource without its own
 // client.
 const DefaultHTTPTimeout = 10 * time.Second
@@ -115,6 +120,9 @@ func (h HTTPSource) Fetch(ctx context.Context, rawURL string, r *manifest.ByteRa
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", UserAgent)
 	}
 	if r != nil {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", r.Start, r.End))
