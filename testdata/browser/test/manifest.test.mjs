@@ -1,0 +1,388 @@
+// p2p_manifest's stream discovery in real browsers: the p2p app (the
+// origin's seeder) lists NO stream; it seeds the streams p2p_manifest
+// registers when a page loads a multivariant playlist, under the URL the
+// page used, and serves the page segments over WebRTC.
+//
+//   1. discovery: file_server behind p2p_manifest. One hls.js page (the
+//      p2p_player page) on the demo VOD gets segments over P2P from the
+//      seeder (-CP0001-...), and the admin API's /p2p/seeder lists the
+//      manifest URL the page loaded.
+//   2. private tracker: the same plus `authorizer known_streams`. The page
+//      still gets segments from the seeder; a raw WebSocket announce for an
+//      unknown info_hash gets a "failure reason" (with that info_hash), one
+//      for an info_hash of the page's swarms (from /p2p/seeder) an interval.
+//   3. reverse proxy in front of a CDN: a second Caddy is the CDN (plain
+//      file_server, JSON access log); the origin reverse-proxies it behind
+//      p2p_manifest, and its seeder uses the default http source, i.e.
+//      fetches through the proxy from the CDN. Two pages play through the
+//      origin, get segments over P2P, and the CDN's log shows every segment
+//      URL fetched by the seeder (User-Agent Go-http-client/1.1) at most
+//      once.
+//
+// Every test fails when no segment went over P2P from the seeder. Which peer
+// sent a segment is P2P Media Loader's own record (onSegmentLoaded's peerId,
+// in window.caddyP2P); the seeder's peer id is read from the admin API.
+//
+// Caddyfiles: testdata/caddyfiles/manifest-*.Caddyfile.
+// Environment: MANIFEST_ONLY=<regex> runs only the tests whose name matches.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, test } from "node:test";
+import WebSocket from "ws";
+import * as h from "../lib/harness.mjs";
+
+await h.enterNetns();
+after(h.cleanup);
+
+const SEEDER_PREFIX = "-CP0001-";
+const HLS_MANIFEST = "/media/demo/master.m3u8";
+const DEMO_SEGMENTS = 30; // per variant, 2 s each
+
+const only = process.env.MANIFEST_ONLY ? new RegExp(process.env.MANIFEST_ONLY, "i") : null;
+const maybe = (name) => (only && !only.test(name) ? { skip: `MANIFEST_ONLY=${process.env.MANIFEST_ONLY}` } : {});
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+const secs = (t0) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+
+/**
+ * GET on Caddy's admin API, with node:http: the admin endpoint refuses
+ * fetch()'s requests (Sec-Fetch-Mode: cors without an Origin).
+ */
+function adminGet(caddy, p) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${caddy.adminURL}${p}`, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => { body += d; });
+      res.on("end", () => {
+        if (res.statusCode !== 200) return reject(new Error(`GET ${p}: ${res.statusCode} ${body}`));
+        try { resolve(JSON.parse(body)); } catch (e) { reject(new Error(`GET ${p}: ${e.message}: ${body.slice(0, 200)}`)); }
+      });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`GET ${p}: timeout`)));
+    req.on("error", reject);
+  });
+}
+const seederStats = (caddy) => adminGet(caddy, "/p2p/seeder");
+
+function upload(sw) {
+  const u = sw.upload || {};
+  return { bytesSent: Number(u.bytes_sent ?? 0), requests: Number(u.requests ?? 0) };
+}
+
+function describeSeeder(stats) {
+  if (!stats) return "seeder: no stats";
+  const lines = [`seeder ${stats.peer_id}: pcs=${stats.peer_connections} connections=${stats.connections} connect_failures=${stats.connect_failures} ` +
+    `offers sent/answered/received=${stats.offers_sent}/${stats.offers_answered}/${stats.offers_received} answers_sent=${stats.answers_sent} ` +
+    `trackers=${JSON.stringify(stats.trackers)}`];
+  for (const st of stats.streams || []) {
+    lines.push(` stream ${st.url}${st.swarm_id ? ` (swarm ${st.swarm_id})` : ""}`);
+    for (const sw of st.swarms || []) {
+      const u = upload(sw);
+      lines.push(`  ${sw.client} ${sw.kind} ${JSON.stringify(sw.info_hash)} ${sw.playlist}: segments=${sw.segments} announced=${sw.announced} ` +
+        `peers=${sw.peers} sent=${u.bytesSent} B requests=${u.requests}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+function p2pBytesByPeer(s) {
+  const m = new Map();
+  for (const seg of (s?.segments || []).filter((x) => x.source === "p2p")) m.set(seg.peerId, (m.get(seg.peerId) || 0) + seg.bytes);
+  return m;
+}
+
+function pageReport(p, s) {
+  return `${p.summary(s)}\n  own ids ${JSON.stringify(p.ownPeerIds())} info_hashes ${JSON.stringify([...new Set(p.announces.map((a) => a.info_hash))])}\n` +
+    `  p2p segment bytes by peer ${JSON.stringify(Object.fromEntries(p2pBytesByPeer(s)))}\n  page log: ${p.log.slice(-10).join("\n  ") || "(empty)"}`;
+}
+
+function assertPageSane(p, s, report) {
+  assert.ok(s && s.ready && s.currentTime > 0, `${p.name} plays\n${report()}`);
+  assert.ok(p.ownPeerIds().length > 0, `${p.name} announced to the tracker\n${report()}`);
+  assert.deepEqual((s.errors || []).filter((e) => ["hls-fatal", "load"].includes(e.type)), [], `${p.name}: no fatal errors\n${report()}`);
+  assert.ok(!p.log.some((l) => l.includes("pageerror")), `${p.name}: no page errors\n${report()}`);
+}
+
+/** Bytes the page got over P2P from peer ids starting with the seeder's prefix. */
+function seederBytes(s) {
+  let n = 0;
+  for (const [peer, b] of p2pBytesByPeer(s)) if (String(peer).startsWith(SEEDER_PREFIX)) n += b;
+  return n;
+}
+
+/**
+ * Plays page p until it got a segment over P2P from the seeder and played
+ * 10 s, or loaded (nearly) the whole stream, or played 40 s; returns its state.
+ */
+async function playUntilP2P(p) {
+  await p.waitFor((s) => s.ready, { timeout: 30_000, what: "manifest parsed" });
+  await p.waitFor((s) => s.playing && (
+    (seederBytes(s) > 0 && s.currentTime >= 10) ||
+    (s.segments.length >= DEMO_SEGMENTS - 2 && s.currentTime >= 10) ||
+    s.currentTime >= 40), { timeout: 100_000, what: "a segment from the seeder, the whole stream, or 40 s played" });
+  await sleep(1000);
+  return p.state();
+}
+
+/** Runs fn with a started Caddy, stopping it afterwards (its log stays in the temp dir). */
+async function withCaddy(opts, fn) {
+  const caddy = await h.startCaddy(opts);
+  try {
+    return await fn(caddy);
+  } finally {
+    await caddy.stop();
+  }
+}
+
+/** Opens a raw WebSocket to the tracker. */
+async function openTrackerSocket(url) {
+  const ws = new WebSocket(url);
+  const inbox = [];
+  const waiters = new Set();
+  ws.on("message", (d) => {
+    let m;
+    try { m = JSON.parse(d.toString()); } catch { return; }
+    inbox.push(m);
+    for (const w of [...waiters]) w();
+  });
+  await h.withTimeout(new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); }), 10_000, `WebSocket ${url}`);
+  return {
+    ws,
+    inbox,
+    /** Sends an announce and resolves with the first reply carrying infoHash. */
+    async announce(infoHash, peerId) {
+      const seen = inbox.length;
+      ws.send(JSON.stringify({ action: "announce", info_hash: infoHash, peer_id: peerId, numwant: 0, uploaded: 0, downloaded: 0, event: "started", offers: [] }));
+      return h.withTimeout(new Promise((resolve) => {
+        const check = () => {
+          const m = inbox.slice(seen).find((x) => x.info_hash === infoHash);
+          if (m) { waiters.delete(check); resolve(m); }
+        };
+        waiters.add(check);
+        check();
+      }), 10_000, `tracker reply for ${JSON.stringify(infoHash)}`);
+    },
+    close() { try { ws.close(); } catch { /* closed */ } },
+  };
+}
+
+/** A random 20-character peer id / info_hash. */
+function rand20(prefix = "") {
+  const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  let s = prefix;
+  while (s.length < 20) s += abc[Math.floor(Math.random() * abc.length)];
+  return s;
+}
+
+/**
+ * The checks tests 1 and 2 share: the seeder starts with no stream, the
+ * page's manifest URL gets discovered, and the page gets segments from the
+ * seeder. Returns {seederId, stats, state, page}.
+ */
+async function discoveryRun(caddy, name) {
+  const before = await seederStats(caddy);
+  assert.ok(before.peer_id.startsWith(SEEDER_PREFIX), `seeder peer id ${before.peer_id} starts with ${SEEDER_PREFIX}`);
+  assert.deepEqual(before.streams || [], [], `no stream before a page loads a manifest\n${describeSeeder(before)}`);
+
+  const browser = await h.launchBrowser();
+  const pageURL = h.playerURL(caddy, { manifest: HLS_MANIFEST });
+  const manifestURL = new URL(HLS_MANIFEST, pageURL).href; // what the page requests
+  const a = await h.openPlayer(browser, pageURL, { name });
+  const s = await playUntilP2P(a);
+  const stats = await seederStats(caddy);
+  const report = () => `${pageReport(a, s)}\n${describeSeeder(stats)}\ncaddy log:\n${h.tail(caddy.logs(), 20)}`;
+  const st = h.p2pStats(s);
+  h.log(`${name}: ${st.p2pSegments}/${st.segments} segments over P2P, ${st.p2pSegmentBytes}/${st.segmentBytes} B = ${pct(st.p2pShare)}\n${describeSeeder(stats)}`);
+
+  assertPageSane(a, s, report);
+  const urls = (stats.streams || []).map((x) => x.url);
+  assert.ok(urls.includes(manifestURL), `/p2p/seeder lists the manifest URL the page loaded, ${manifestURL}; it lists ${JSON.stringify(urls)}\n${report()}`);
+  assert.ok(caddy.logs().includes("p2p_manifest: stream discovered"), `Caddy logged the discovery\n${report()}`);
+  const stream = stats.streams.find((x) => x.url === manifestURL);
+  const seederHashes = new Set((stream.swarms || []).map((sw) => sw.info_hash));
+  const pageHashes = [...new Set(a.announces.map((x) => x.info_hash))];
+  assert.ok(pageHashes.length > 0 && pageHashes.every((ih) => seederHashes.has(ih)),
+    `every swarm the page announced is one the seeder joined: page ${JSON.stringify(pageHashes)}\n${report()}`);
+
+  assert.ok(st.p2pSegments > 0, `no segment came over P2P\n${report()}`);
+  const fromSeeder = p2pBytesByPeer(s).get(stats.peer_id) || 0;
+  assert.ok(fromSeeder > 0, `no P2P bytes from the seeder ${stats.peer_id}\n${report()}`);
+  const sent = (stream.swarms || []).reduce((n, sw) => n + upload(sw).bytesSent, 0);
+  assert.ok(sent >= fromSeeder, `admin API: the stream's swarms sent ${sent} B, less than the ${fromSeeder} B the page got from the seeder\n${report()}`);
+  return { seederId: stats.peer_id, stats, state: s, page: a, stream, fromSeeder, st };
+}
+
+const results = [];
+after(() => {
+  if (!results.length) return;
+  h.log("manifest summary:");
+  for (const r of results) h.log(`  ${r}`);
+});
+
+// ---------------------------------------------------------------------------
+// 1. discovery
+
+test("discovery: no stream configured, the page's manifest is discovered and seeded", { timeout: 150_000, ...maybe("discovery") }, async () => {
+  const t0 = Date.now();
+  await withCaddy({ caddyfile: "manifest-discovery.Caddyfile", name: "caddy-discovery" }, async (caddy) => {
+    const r = await discoveryRun(caddy, "disc-A");
+    results.push(`1 discovery: ${r.st.p2pSegments}/${r.st.segments} segments over P2P, ${r.fromSeeder} B from the seeder (${pct(r.fromSeeder / r.st.segmentBytes)} of bytes); ${secs(t0)}`);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 2. private tracker
+
+test("private tracker: known_streams accepts the discovered swarms and refuses others", { timeout: 150_000, ...maybe("private") }, async () => {
+  const t0 = Date.now();
+  await withCaddy({ caddyfile: "manifest-private.Caddyfile", name: "caddy-private" }, async (caddy) => {
+    const trackerURL = `ws://${h.inNetns() ? h.VETH_HOST : "127.0.0.1"}:${caddy.port}/announce`;
+
+    // Before any page: everything is unknown.
+    const early = await openTrackerSocket(trackerURL);
+    const unknownEarly = rand20("zz");
+    const r0 = await early.announce(unknownEarly, rand20("-TEST01-"));
+    early.close();
+    assert.ok(typeof r0["failure reason"] === "string", `announce of an unknown info_hash before any page: want a failure reason, got ${JSON.stringify(r0)}`);
+
+    const r = await discoveryRun(caddy, "priv-A");
+
+    const sock = await openTrackerSocket(trackerURL);
+    try {
+      const unknown = rand20("xx");
+      const bad = await sock.announce(unknown, rand20("-TEST02-"));
+      h.log(`unknown info_hash ${JSON.stringify(unknown)} -> ${JSON.stringify(bad)}`);
+      assert.equal(bad.info_hash, unknown, `the failure names the info_hash: ${JSON.stringify(bad)}`);
+      assert.ok(typeof bad["failure reason"] === "string" && bad["failure reason"].length > 0, `unknown info_hash: want a failure reason, got ${JSON.stringify(bad)}`);
+      assert.equal(bad.interval, undefined, `unknown info_hash: no interval: ${JSON.stringify(bad)}`);
+
+      const known = r.stream.swarms.find((sw) => r.page.announces.some((a) => a.info_hash === sw.info_hash))?.info_hash ?? r.stream.swarms[0].info_hash;
+      const good = await sock.announce(known, rand20("-TEST03-"));
+      h.log(`seeder's info_hash ${JSON.stringify(known)} -> ${JSON.stringify(good)}`);
+      assert.equal(good["failure reason"], undefined, `known info_hash refused: ${JSON.stringify(good)}`);
+      assert.ok(Number.isFinite(good.interval) && good.interval > 0, `known info_hash: want an interval, got ${JSON.stringify(good)}`);
+      // The page and the seeder are in that swarm, plus this client.
+      assert.ok(good.incomplete + good.complete >= 2, `the swarm holds the page and the seeder: ${JSON.stringify(good)}`);
+    } finally {
+      sock.close();
+    }
+
+    // Only our two unknown announces were refused: none of the page's or
+    // the seeder's (the first manifest request waits for the seeder).
+    const ts = await adminGet(caddy, "/p2p/tracker");
+    const unauthorized = findKey(ts, "unauthorized");
+    h.log(`tracker failures: ${JSON.stringify(findKey(ts, "failures"))}`);
+    assert.equal(Number(unauthorized), 2, `tracker refused ${unauthorized} announces, want only the 2 unknown ones: ${JSON.stringify(findKey(ts, "failures"))}`);
+    results.push(`2 private tracker: ${r.st.p2pSegments}/${r.st.segments} segments over P2P, ${r.fromSeeder} B from the seeder; unknown refused, known accepted; unauthorized=${unauthorized}; ${secs(t0)}`);
+  });
+});
+
+/** The first value of key anywhere in a JSON value (sums numbers across entries with that key). */
+function findKey(v, key) {
+  let found;
+  const walk = (x) => {
+    if (!x || typeof x !== "object") return;
+    for (const [k, val] of Object.entries(x)) {
+      if (k === key) {
+        if (typeof val === "number") found = (found ?? 0) + val;
+        else if (found === undefined) found = val;
+      } else walk(val);
+    }
+  };
+  walk(v);
+  return found;
+}
+
+// ---------------------------------------------------------------------------
+// 3. reverse proxy in front of a CDN
+
+/** Parses Caddy's JSON access log: [{uri, ua, range, status}]. */
+function readAccessLog(file) {
+  let text = "";
+  try { text = fs.readFileSync(file, "utf8"); } catch { return []; }
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    let e;
+    try { e = JSON.parse(line); } catch { continue; }
+    if (!e.request) continue;
+    const hd = e.request.headers || {};
+    out.push({ uri: e.request.uri, ua: (hd["User-Agent"] || [])[0] || "", range: (hd.Range || [])[0] || "", status: e.status });
+  }
+  return out;
+}
+
+test("reverse proxy in front of a CDN: pages get P2P, the seeder fetches each segment from the CDN at most once", { timeout: 200_000, ...maybe("proxy|cdn") }, async () => {
+  const t0 = Date.now();
+  const cdnLog = path.join(h.tempDir(), "cdn-access.log");
+  const cdn = await h.startCaddy({ caddyfile: "manifest-cdn.Caddyfile", name: "caddy-cdn", env: { CDN_LOG: cdnLog } });
+  try {
+    await withCaddy({ caddyfile: "manifest-proxy.Caddyfile", name: "caddy-proxy", env: { CDN_PORT: String(cdn.port) } }, async (caddy) => {
+      const before = await seederStats(caddy);
+      assert.deepEqual(before.streams || [], [], `no stream before a page loads a manifest\n${describeSeeder(before)}`);
+      const seederId = before.peer_id;
+
+      const browser = await h.launchBrowser();
+      const pageURL = h.playerURL(caddy, { manifest: HLS_MANIFEST });
+      const manifestURL = new URL(HLS_MANIFEST, pageURL).href;
+      const a = await h.openPlayer(browser, pageURL, { name: "cdn-A" });
+      await a.waitFor((s) => s.ready, { timeout: 30_000, what: "manifest parsed" });
+      const b = await h.openPlayer(browser, pageURL, { name: "cdn-B" });
+      const [sa, sb] = await Promise.all([playUntilP2P(a), playUntilP2P(b)]);
+      const stats = await seederStats(caddy);
+      const entries = readAccessLog(cdnLog);
+      const seederReqs = entries.filter((e) => e.ua.startsWith("Go-http-client/"));
+      const pageReqs = entries.filter((e) => e.ua.includes("Chrome"));
+      const other = entries.filter((e) => !seederReqs.includes(e) && !pageReqs.includes(e));
+      const isSeg = (e) => /\.(ts|m4s|mp4|aac)(\?|$)/.test(e.uri);
+      const seederSegs = seederReqs.filter(isSeg);
+      const counts = new Map();
+      for (const e of seederSegs) {
+        const k = `${e.uri}${e.range ? ` ${e.range}` : ""}`;
+        counts.set(k, (counts.get(k) || 0) + 1);
+      }
+      const dups = [...counts].filter(([, n]) => n > 1);
+      const report = () => `${pageReport(a, sa)}\n${pageReport(b, sb)}\n${describeSeeder(stats)}\n` +
+        `CDN: ${entries.length} requests, seeder ${seederReqs.length} (${seederSegs.length} segments), pages ${pageReqs.length}, other ${other.length}\n` +
+        `seeder's CDN requests: ${seederReqs.map((e) => `${e.status} ${e.uri}${e.range ? ` ${e.range}` : ""}`).join(", ")}\n` +
+        `other CDN requests: ${other.slice(0, 10).map((e) => `${e.uri} UA=${JSON.stringify(e.ua)}`).join(", ")}\n` +
+        `proxy log:\n${h.tail(caddy.logs(), 20)}`;
+      const stA = h.p2pStats(sa), stB = h.p2pStats(sb);
+      h.log(`cdn-A: ${stA.p2pSegments}/${stA.segments} P2P, cdn-B: ${stB.p2pSegments}/${stB.segments} P2P; ` +
+        `CDN requests: seeder ${seederReqs.length} (${seederSegs.length} segments, ${counts.size} distinct), pages ${pageReqs.length}, other ${other.length}\n${describeSeeder(stats)}`);
+
+      for (const [p, s] of [[a, sa], [b, sb]]) assertPageSane(p, s, report);
+      assert.ok(entries.length > 0, `the CDN logged requests\n${report()}`);
+      assert.equal(other.length, 0, `every CDN request is the seeder's (Go) or a page's (Chrome)\n${report()}`);
+      assert.ok(pageReqs.length > 0, `the pages' requests reached the CDN through the proxy\n${report()}`);
+      const urls = (stats.streams || []).map((x) => x.url);
+      assert.ok(urls.includes(manifestURL), `/p2p/seeder lists ${manifestURL}; it lists ${JSON.stringify(urls)}\n${report()}`);
+      assert.ok(stA.p2pSegments + stB.p2pSegments > 0, `no segment came over P2P\n${report()}`);
+      const fromSeeder = (p2pBytesByPeer(sa).get(seederId) || 0) + (p2pBytesByPeer(sb).get(seederId) || 0);
+      assert.ok(fromSeeder > 0, `no P2P bytes from the seeder ${seederId}\n${report()}`);
+      assert.ok(seederSegs.length > 0, `the seeder fetched segments from the CDN (through the proxy)\n${report()}`);
+      assert.deepEqual(dups, [], `the seeder fetched these segments from the CDN more than once\n${report()}`);
+      // What the seeder served, it fetched (from the CDN): every P2P
+      // segment from the seeder is in its CDN requests.
+      const fetched = new Set(seederSegs.map((e) => e.uri.split("?")[0]));
+      for (const s of [sa, sb]) {
+        for (const seg of s.segments.filter((x) => x.source === "p2p" && x.peerId === seederId)) {
+          const u = new URL(seg.url).pathname;
+          assert.ok(fetched.has(u), `the seeder served ${u} without fetching it from the CDN\n${report()}`);
+        }
+      }
+      results.push(`3 reverse proxy/CDN: A ${stA.p2pSegments}/${stA.segments}, B ${stB.p2pSegments}/${stB.segments} segments over P2P, ${fromSeeder} B from the seeder; ` +
+        `seeder fetched ${seederSegs.length} segments from the CDN (${counts.size} distinct), pages ${pageReqs.filter(isSeg).length}; ${secs(t0)}`);
+    });
+  } finally {
+    await cdn.stop();
+  }
+});
