@@ -16,7 +16,7 @@
 //      p2p_manifest, and its seeder uses the default http source, i.e.
 //      fetches through the proxy from the CDN. Two pages play through the
 //      origin, get segments over P2P, and the CDN's log shows every segment
-//      URL fetched by the seeder (User-Agent Go-http-client/1.1) at most
+//      URL fetched by the seeder (User-Agent caddy-p2p-seeder/1) at most
 //      once.
 //
 // Every test fails when no segment went over P2P from the seeder. Which peer
@@ -339,7 +339,7 @@ test("reverse proxy in front of a CDN: pages get P2P, the seeder fetches each se
       const [sa, sb] = await Promise.all([playUntilP2P(a), playUntilP2P(b)]);
       const stats = await seederStats(caddy);
       const entries = readAccessLog(cdnLog);
-      const seederReqs = entries.filter((e) => e.ua.startsWith("Go-http-client/"));
+      const seederReqs = entries.filter((e) => e.ua.startsWith("caddy-p2p-seeder/"));
       const pageReqs = entries.filter((e) => e.ua.includes("Chrome"));
       const other = entries.filter((e) => !seederReqs.includes(e) && !pageReqs.includes(e));
       const isSeg = (e) => /\.(ts|m4s|mp4|aac)(\?|$)/.test(e.uri);
