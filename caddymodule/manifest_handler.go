@@ -474,6 +474,7 @@ func parseManifestCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler
 //	    base_url <url>
 //	    uri_form absolute|relative
 //	    strip_query <name|/regexp/>...
+//	    pin_variants
 //	}
 func (h *ManifestHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -519,6 +520,11 @@ func (h *ManifestHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.Rewrite.URIForm) {
 				return d.ArgErr()
 			}
+		case "pin_variants":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Rewrite.PinVariants = true
 		case "strip_query":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

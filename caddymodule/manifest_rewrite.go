@@ -37,7 +37,13 @@ type ManifestRewrite struct {
 	// expression written between slashes (/^cmcd/), from every URI:
 	// session tokens or CMCD that would otherwise vary per viewer.
 	StripQuery []string `json:"strip_query,omitempty"`
+	// PinVariants keeps each variant's attributes as first seen in a
+	// multivariant playlist: the swarm id derives from them, so a live
+	// packager restart that changes a bitrate or a codec string would
+	// otherwise move every viewer into a new, empty swarm.
+	PinVariants bool `json:"pin_variants,omitempty"`
 
+	pins    *variantPins
 	base    *url.URL
 	names   map[string]bool
 	regexps []*regexp.Regexp
@@ -56,6 +62,9 @@ func (rw *ManifestRewrite) provision() error {
 	default:
 		return fmt.Errorf("p2p_manifest: uri_form %q: want absolute or relative", rw.URIForm)
 	}
+	if rw.PinVariants {
+		rw.pins = &variantPins{byManifest: map[string]map[string]m3u8.VariantParams{}}
+	}
 	rw.names = map[string]bool{}
 	for _, q := range rw.StripQuery {
 		if len(q) > 2 && strings.HasPrefix(q, "/") && strings.HasSuffix(q, "/") {
@@ -72,7 +81,49 @@ func (rw *ManifestRewrite) provision() error {
 }
 
 func (rw *ManifestRewrite) active() bool {
-	return rw.base != nil || rw.URIForm != "" || len(rw.names) > 0 || len(rw.regexps) > 0
+	return rw.base != nil || rw.URIForm != "" || len(rw.names) > 0 || len(rw.regexps) > 0 || rw.PinVariants
+}
+
+// maxPinnedManifests bounds the playlists whose variants are pinned.
+const maxPinnedManifests = 4096
+
+// variantPins remembers, per multivariant playlist URL (without query),
+// the attributes each variant URI had when first seen.
+type variantPins struct {
+	mu         sync.Mutex
+	byManifest map[string]map[string]m3u8.VariantParams
+}
+
+// apply pins the variants of m, served at manifestURL.
+func (vp *variantPins) apply(manifestURL string, m *m3u8.MasterPlaylist) {
+	key, _, _ := strings.Cut(manifestURL, "?")
+	vp.mu.Lock()
+	defer vp.mu.Unlock()
+	pinned := vp.byManifest[key]
+	if pinned == nil {
+		if len(vp.byManifest) >= maxPinnedManifests {
+			return
+		}
+		pinned = map[string]m3u8.VariantParams{}
+		vp.byManifest[key] = pinned
+	}
+	for _, v := range m.Variants {
+		if v == nil {
+			continue
+		}
+		uri, _, _ := strings.Cut(v.URI, "?")
+		if first, ok := pinned[uri]; ok {
+			alts := v.Alternatives
+			v.VariantParams = first
+			v.Alternatives = alts
+			continue
+		}
+		if len(pinned) < 256 {
+			first := v.VariantParams
+			first.Alternatives = nil
+			pinned[uri] = first
+		}
+	}
 }
 
 // dropParam reports whether strip_query removes the query parameter name.
@@ -185,14 +236,10 @@ func (h *ManifestHandler) process(kind manifestKind, playerURL string, body []by
 		res.warning = "unparsable request URL; manifest passed through"
 		return res
 	}
-	var out []byte
-	if kind == kindHLS {
-		out, err = h.Rewrite.hls(body, mu)
-	} else {
-		out, err = h.Rewrite.dash(body, mu)
-	}
+	out, err := h.Rewrite.apply(kind, body, mu)
 	if err == nil {
-		err = sameShape(kind, playerURL, body, out)
+		// Pinning exists to keep the swarms of an earlier version.
+		err = sameShape(kind, playerURL, body, out, h.Rewrite.PinVariants)
 	}
 	if err != nil {
 		res.warning = "manifest passed through unchanged: " + err.Error()
@@ -200,6 +247,20 @@ func (h *ManifestHandler) process(kind manifestKind, playerURL string, body []by
 	}
 	res.body, res.changed = out, !bytes.Equal(out, body)
 	return res
+}
+
+// apply runs the rewrite. The parsers are third-party code fed with
+// upstream bytes: a panic in them becomes a pass-through, not a crash.
+func (rw *ManifestRewrite) apply(kind manifestKind, body []byte, mu *url.URL) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("the parser panicked: %v", p)
+		}
+	}()
+	if kind == kindHLS {
+		return rw.hls(body, mu)
+	}
+	return rw.dash(body, mu)
 }
 
 // hlsTargetDuration reads EXT-X-TARGETDURATION.
@@ -236,6 +297,9 @@ func (rw *ManifestRewrite) hls(body []byte, mu *url.URL) ([]byte, error) {
 	switch typ {
 	case m3u8.MASTER:
 		m := pl.(*m3u8.MasterPlaylist)
+		if rw.pins != nil {
+			rw.pins.apply(mu.String(), m)
+		}
 		seen := map[*m3u8.Alternative]bool{}
 		for _, v := range m.Variants {
 			if v == nil {
@@ -363,7 +427,7 @@ func (rw *ManifestRewrite) dash(body []byte, mu *url.URL) ([]byte, error) {
 // sameShape checks a rewrite against the original: both parse with the
 // manifest package into the same streams and segment counts, so a lossy
 // round trip through grafov or go-dash never reaches a player.
-func sameShape(kind manifestKind, u string, before, after []byte) error {
+func sameShape(kind manifestKind, u string, before, after []byte, swarmsMayMove bool) error {
 	parse := func(b []byte) (*manifest.Presentation, error) {
 		if kind == kindDASH {
 			return manifest.ParseDASH(u, b, nil)
@@ -388,7 +452,7 @@ func sameShape(kind manifestKind, u string, before, after []byte) error {
 			return fmt.Errorf("stream %d: the rewrite has %d segments, the original %d", i, len(b.Segments), len(a.Segments))
 		}
 		for c := range a.Swarms {
-			if a.Swarms[c].InfoHash != b.Swarms[c].InfoHash {
+			if !swarmsMayMove && a.Swarms[c].InfoHash != b.Swarms[c].InfoHash {
 				return fmt.Errorf("stream %d: the rewrite moves it to another swarm", i)
 			}
 		}

@@ -54,6 +54,8 @@ type SwarmStats struct {
 // Stats returns a snapshot of the seeder.
 func (s *Seeder) Stats() Stats {
 	st := Stats{
+		Trackers:        []TrackerStat{},
+		Streams:         []StreamStats{},
 		PeerID:          s.peerID,
 		PeerConnections: s.pcs.Load(),
 		Cache:           s.cache.Stats(),
