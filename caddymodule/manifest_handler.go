@@ -386,6 +386,25 @@ func (m *manifestWriter) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(writerOnly{m}, r)
 }
 
+// FlushError keeps reverse_proxy's flushes (http.ResponseController finds
+// this method before unwrapping) from sending the head of a manifest that
+// is still being buffered.
+func (m *manifestWriter) FlushError() error {
+	if m.buffering && !m.overflow {
+		return nil
+	}
+	if !m.wrote {
+		m.WriteHeader(http.StatusOK)
+		if m.buffering {
+			return nil
+		}
+	}
+	return http.NewResponseController(m.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher.
+func (m *manifestWriter) Flush() { _ = m.FlushError() }
+
 // writerOnly hides every method but Write.
 type writerOnly struct{ io.Writer }
 

@@ -77,6 +77,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,7 @@ type options struct {
 	segments   int
 	liveWindow int
 	logLevel   string
+	playlists  []string
 	quick      bool
 	json       bool
 	inproc     bool
@@ -118,6 +120,7 @@ func main() {
 	flag.IntVar(&o.segments, "segments", 1000, "segments in the VOD playlist")
 	flag.IntVar(&o.liveWindow, "live-window", 10, "segments in the live playlist")
 	flag.StringVar(&o.logLevel, "log-level", "ERROR", "Caddy's log level (p2p_manifest logs a WARN per request for a manifest it could not rewrite)")
+	playlists := flag.String("playlists", "vod,live", "playlists to measure (all are verified)")
 	flag.BoolVar(&o.quick, "quick", false, "1 s per case and playlist, 1 round, 0.3 s warm-up (unless given)")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.BoolVar(&o.inproc, "inproc", false, "run the load in this process instead of a child process")
@@ -125,6 +128,11 @@ func main() {
 	flag.StringVar(&o.url, "url", "", "for -role load: the URL to request")
 	flag.Parse()
 
+	for _, p := range strings.Split(*playlists, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.playlists = append(o.playlists, p)
+		}
+	}
 	if o.role == "load" {
 		if err := childLoad(o); err != nil {
 			fmt.Fprintln(os.Stderr, "manifestbench load:", err)
@@ -144,6 +152,12 @@ func main() {
 		}
 		if !set["warmup"] {
 			o.warmup = 300 * time.Millisecond
+		}
+	}
+	for _, p := range o.playlists {
+		if !slices.Contains(playlistNames, p) {
+			fmt.Fprintf(os.Stderr, "manifestbench: unknown playlist %q (want vod or live)\n", p)
+			os.Exit(2)
 		}
 	}
 	if o.conns < 1 || o.rounds < 1 || o.duration <= 0 || o.segments < 1 || o.liveWindow < 1 {
@@ -201,6 +215,9 @@ func (b *bench) url(caseName, playlist string) string {
 
 // run sets everything up, verifies, measures and stops Caddy.
 func run(ctx context.Context, o options) (_ *report, err error) {
+	if len(o.playlists) == 0 {
+		o.playlists = playlistNames
+	}
 	rep := newReport(o)
 	dir, err := os.MkdirTemp("", "manifestbench-")
 	if err != nil {
@@ -256,7 +273,7 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 		if r%2 == 1 {
 			order = []string{"C", "B", "A"}
 		}
-		for _, pl := range playlistNames {
+		for _, pl := range o.playlists {
 			for _, c := range order {
 				iv, err := b.measure(ctx, c, pl, r)
 				if err != nil {

@@ -41,6 +41,7 @@ type report struct {
 	busy, total    uint64
 	measuredWall   float64
 	inproc         bool
+	playlists      []string
 	finishedRatios bool
 }
 
@@ -146,7 +147,7 @@ type ratioResult struct {
 }
 
 func newReport(o options) *report {
-	r := &report{byKey: map[string]*caseResult{}, inproc: o.inproc}
+	r := &report{byKey: map[string]*caseResult{}, inproc: o.inproc, playlists: o.playlists}
 	r.Config.Caddy = "in-process"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
@@ -157,9 +158,9 @@ func newReport(o options) *report {
 	}
 	r.Config.GoVersion = runtime.Version()
 	r.Config.CPUs = runtime.NumCPU()
-	r.Config.Load = "child process"
+	r.Config.Load = "from a child process"
 	if o.inproc {
-		r.Config.Load = "in-process"
+		r.Config.Load = "in this process"
 		r.Config.ServerCPUNote = "server CPU includes the load generator (-inproc)"
 	}
 	r.Config.Conns, r.Config.Rounds = o.conns, o.rounds
@@ -167,7 +168,7 @@ func newReport(o options) *report {
 	r.Config.VODSegments, r.Config.LiveWindow = o.segments, o.liveWindow
 	r.Config.LiveUpdate = "rewritten every 1s, media sequence +1"
 	r.LoadAvgStart = loadAvg()
-	for _, pl := range playlistNames {
+	for _, pl := range r.playlists {
 		for _, c := range caseNames {
 			cr := &caseResult{Case: c, Label: caseLabels[c], Playlist: pl}
 			r.byKey[c+"/"+pl] = cr
@@ -216,7 +217,7 @@ func (r *report) finish() {
 			cr.ClientCPUCores = cr.clientCPU / cr.Seconds
 		}
 	}
-	for _, pl := range playlistNames {
+	for _, pl := range r.playlists {
 		a := r.byKey["A/"+pl]
 		for _, c := range []string{"B", "C"} {
 			x := r.byKey[c+"/"+pl]
@@ -252,7 +253,7 @@ func (r *report) writeText(w io.Writer) error {
 	c := r.Config
 	v := r.Verify
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "manifestbench: Caddy %s, one site per case; load from a %s, %d keep-alive connections, 1 request in flight each\n",
+	fmt.Fprintf(&sb, "manifestbench: Caddy %s, one site per case; load %s, %d keep-alive connections, 1 request in flight each\n",
 		c.Caddy, c.Load, c.Conns)
 	fmt.Fprintf(&sb, "%d round(s) x %s per case and playlist (+%s warm-up), cases interleaved A,B,C / C,B,A; %s, %d CPUs\n",
 		c.Rounds, c.Duration, c.Warmup, c.GoVersion, c.CPUs)
@@ -299,7 +300,7 @@ func (r *report) writeText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(&sb, "\ntarget: p2p_manifest >= %.1fx file_server req/s\n", targetRatio)
-	for _, pl := range playlistNames {
+	for _, pl := range r.playlists {
 		fmt.Fprintf(&sb, "  %-5s", pl+":")
 		for _, rr := range r.Ratios {
 			if rr.Playlist != pl {
