@@ -16,22 +16,25 @@
 // sites on their own localhost ports, all serving the same directory:
 //
 //   - A: file_server alone, the baseline;
-//   - B: p2p_manifest { discover off } + file_server: no rewrite, so the
-//     handler buffers the playlist, keys its cache by the file's ETag,
-//     applies the live max-age logic and writes the buffered body back;
+//   - B: p2p_manifest { discover off } in front of file_server: no
+//     rewrite, so the handler buffers the playlist, keys its cache by the
+//     file's ETag, applies the live max-age logic and writes the body;
 //   - C: p2p_manifest { strip_query token; base_url https://cdn.example }
-//   - file_server: the rewrite path. The first request for a version
-//     rewrites it through grafov/m3u8 and checks it by re-parsing; later
-//     requests are served from the handler's cache, still paying for
-//     file_server reading the file into the handler's buffer.
+//     in front of file_server: the rewrite path. The first request for a
+//     version rewrites it through grafov/m3u8 and checks it by re-parsing;
+//     later requests are served from the handler's cache, still paying
+//     for file_server reading the file into the handler's buffer.
 //
-// No p2p app is configured, so nothing is seeded (C's discovery has no app
-// to register with and only logs that once).
+// No p2p app is configured, so nothing is seeded (C leaves discovery on,
+// but with no app to register with it only logs that once, at start).
+// Caddy logs at -log-level, ERROR by default, so that the figures are not
+// of the log output.
 //
 // The playlists are generated into a temporary directory at start: a VOD
 // HLS media playlist of -segments segments (EXTINF 4.000, URIs like
-// seg00001.ts?token=abc, 1,000 by default, about 36 KB) and a live
-// sliding-window media playlist of 10 such segments without ENDLIST. For
+// seg00001.ts?token=abc, 1,000 by default, 37 KB) and a live
+// sliding-window media playlist of -live-window (10) such segments
+// without ENDLIST. For
 // the whole run a goroutine rewrites the live playlist every second
 // (written aside and renamed into place) with its media sequence advanced
 // by one, so its modification time and therefore file_server's ETag change
@@ -40,8 +43,11 @@
 //
 // Before measuring, the benchmark checks once that B returns exactly A's
 // bytes, that C's bodies carry no "token=" and point every segment at
-// https://cdn.example, and that an update of the live playlist reaches B
-// and C on the next request.
+// https://cdn.example with a -p2p ETag, that B gives the live playlist a
+// max-age, and that an update of the live playlist reaches B and C on the
+// next request. A failed check is printed and the cases are measured
+// anyway; a ratio whose case failed a check on that playlist is marked
+// UNVERIFIED, since it then measures another path than the one named.
 //
 // The load comes from a child process (this binary run with -role load)
 // with -conns keep-alive connections, each with one request in flight,
@@ -55,8 +61,9 @@
 // interval) is the steadier figure on a busy machine. -inproc runs the
 // load in this process instead (used by the test).
 //
-// Each case and playlist is measured -rounds times after a warm-up, with
-// the cases interleaved (A,B,C then C,B,A, ...) so that drift in the
+// Each case and playlist (-playlists, both by default) is measured
+// -rounds times after a warm-up, with the cases interleaved per playlist
+// (A,B,C, then C,B,A in the next round, ...) so that drift in the
 // machine's load weighs on all alike; the figures are pooled over rounds.
 // The report gives req/s per case and playlist (and per round), p50 and
 // p99 request latency, server CPU per request, the ratios B/A and C/A with
