@@ -18,6 +18,18 @@
 //      origin, get segments over P2P, and the CDN's log shows every segment
 //      URL fetched by the seeder (User-Agent caddy-p2p-seeder/1) at most
 //      once.
+//   4. dashboard: the discovery site plus `p2p_dashboard /dashboard`. Two
+//      pages play the demo ~20 s (they POST their totals, the seeder serves
+//      them, they share); then the dashboard page, in its own context, must
+//      have updated 3 times and show the stream (the pages' manifest URL),
+//      viewers >= 1, 2 reporting players, seeder and HTTP bytes > 0 and a
+//      numeric offload, in its DOM; its canvas must hold pixels of the chart
+//      line colours. A second dashboard, opened before the pages, holds the
+//      whole history: its chart must show the HTTP and seeder lines (and the
+//      browser-to-browser one when the pages shared). Full-page screenshots
+//      go to the temp dir (dashboard.png, dashboard-history.png; kept with
+//      CADDYP2P_KEEP_LOGS=1). GET /dashboard?format=json cross-checks the
+//      figures.
 //
 // Every test fails when no segment went over P2P from the seeder. Which peer
 // sent a segment is P2P Media Loader's own record (onSegmentLoaded's peerId,
@@ -385,4 +397,236 @@ test("reverse proxy in front of a CDN: pages get P2P, the seeder fetches each se
   } finally {
     await cdn.stop();
   }
+});
+
+// ---------------------------------------------------------------------------
+// 4. dashboard
+
+/** Chart line colours of caddymodule/web/dashboard.html (--http, --seed, --peers). */
+const CHART_COLOURS = { http: [0xd9, 0x82, 0x2b], seed: [0x2b, 0x6c, 0xb0], peers: [0x1f, 0x9d, 0x55] };
+
+/** Parses the dashboard's fmtBytes() output ("3.4 MB", "512 B") back to a number. */
+function parseBytes(text) {
+  const m = /^([\d.]+)\s*(B|KB|MB|GB|TB)$/.exec(String(text).trim());
+  if (!m) return NaN;
+  return Number(m[1]) * 1000 ** ["B", "KB", "MB", "GB", "TB"].indexOf(m[2]);
+}
+
+/** Fetches the dashboard's JSON from the site (not the admin API). */
+async function dashboardJSON(caddy) {
+  const res = await fetch(`${caddy.url}/dashboard?format=json`, { cache: "no-store" });
+  assert.equal(res.status, 200, `GET /dashboard?format=json: ${res.status}`);
+  assert.match(res.headers.get("content-type") || "", /application\/json/, "GET /dashboard?format=json: Content-Type");
+  return res.json();
+}
+
+/**
+ * Reads the dashboard page: its update counter and data, and per stream card
+ * the heading (URL), the table (label -> text), and the canvas's pixels
+ * (counts of non-transparent pixels and of pixels near each line colour).
+ */
+function readDashboard(page, colours) {
+  return page.evaluate((colours) => {
+    const d = window.caddyP2PDashboard;
+    const cards = [...document.querySelectorAll("#streams .stream")].map((el) => {
+      const rows = Object.fromEntries([...el.querySelectorAll("tbody tr")].map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent]));
+      const c = el.querySelector("canvas");
+      const px = { width: c?.width || 0, height: c?.height || 0, total: 0, opaque: 0, colour: {} };
+      for (const k of Object.keys(colours)) px.colour[k] = 0;
+      if (c && c.width && c.height) {
+        const img = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        px.total = img.length / 4;
+        for (let i = 0; i < img.length; i += 4) {
+          const [r, g, b, a] = [img[i], img[i + 1], img[i + 2], img[i + 3]];
+          if (a === 0) continue;
+          px.opaque++;
+          if (a < 200) continue; // antialiased edges: not counted as a colour
+          for (const [k, [R, G, B]] of Object.entries(colours)) {
+            if (Math.abs(r - R) + Math.abs(g - G) + Math.abs(b - B) <= 30) px.colour[k]++;
+          }
+        }
+      }
+      return { url: el.querySelector("h2")?.textContent || "", rows, px };
+    });
+    return {
+      updates: d?.updates || 0,
+      data: d ? JSON.parse(JSON.stringify(d.data)) : null,
+      cards,
+      cardsText: Object.fromEntries([...document.querySelectorAll(".cards .card")].map((c) => [c.querySelector("span")?.textContent, c.querySelector("b")?.textContent])),
+      error: document.getElementById("error")?.textContent || "",
+      updated: document.getElementById("updated")?.textContent || "",
+    };
+  }, colours);
+}
+
+/** Opens the dashboard page in a new context: {page, context, log, url}. */
+async function openDashboard(browser, caddy) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const log = [];
+  page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") log.push(`console.${m.type()}: ${m.text()}`); });
+  page.on("pageerror", (e) => log.push(`pageerror: ${e.message}`));
+  page.on("requestfailed", (r) => log.push(`requestfailed: ${r.url()} ${r.failure()?.errorText || ""}`));
+  const url = `${caddy.url}/dashboard`;
+  const resp = await page.goto(url, { waitUntil: "load", timeout: 30_000 });
+  assert.equal(resp.status(), 200, `GET ${url}: ${resp.status()}`);
+  assert.equal(await page.title(), "caddy-p2p dashboard", `${url} serves the dashboard page, not the player`);
+  return { page, context, log, url };
+}
+
+test("dashboard: p2p_dashboard shows the stream, viewers, reports, egress and a drawn chart", { timeout: 200_000, ...maybe("dashboard") }, async () => {
+  const t0 = Date.now();
+  await withCaddy({ caddyfile: "manifest-dashboard.Caddyfile", name: "caddy-dashboard" }, async (caddy) => {
+    const before = await seederStats(caddy);
+    assert.deepEqual(before.streams || [], [], `no stream before a page loads a manifest\n${describeSeeder(before)}`);
+    const seederId = before.peer_id;
+    const empty = await dashboardJSON(caddy);
+    assert.deepEqual(empty.streams, [], `the dashboard lists no stream before a page plays: ${JSON.stringify(empty)}`);
+
+    const browser = await h.launchBrowser();
+    // A first dashboard, open from before the pages start, records the
+    // whole history: P2P Media Loader's defaults prefetch the whole 60 s demo
+    // within seconds, so by the time the second dashboard opens the rates
+    // are 0 and its chart is flat.
+    const hist = await openDashboard(browser, caddy);
+    const histEmpty = await readDashboard(hist.page, CHART_COLOURS);
+    await h.waitFor(async () => (await readDashboard(hist.page, CHART_COLOURS)).updates >= 1, { timeout: 10_000, what: "the first dashboard's first update" });
+    const placeholder = await hist.page.evaluate(() => document.querySelector("#streams p")?.textContent || "");
+    assert.ok(histEmpty.cards.length === 0 && /No stream seeded yet/.test(placeholder), `the dashboard shows no stream before a page plays: ${JSON.stringify(histEmpty.cards)} ${JSON.stringify(placeholder)}`);
+
+    // Two pages play ~20 s: they report (every 5 s), the seeder serves, they share.
+    const pageURL = h.playerURL(caddy, { manifest: HLS_MANIFEST });
+    const manifestURL = new URL(HLS_MANIFEST, pageURL).href;
+    const a = await h.openPlayer(browser, pageURL, { name: "dash-A" });
+    await a.waitFor((s) => s.ready, { timeout: 30_000, what: "manifest parsed" });
+    const b = await h.openPlayer(browser, pageURL, { name: "dash-B" });
+    const played = (s) => s.playing && s.currentTime >= 20;
+    const [sa, sb] = await Promise.all([
+      a.waitFor(played, { timeout: 90_000, what: "played 20 s" }),
+      b.waitFor(played, { timeout: 90_000, what: "played 20 s" }),
+    ]);
+    await sleep(5500); // one more report round from both pages
+    const tPlay = secs(t0);
+    const stats = await seederStats(caddy);
+    const stA = h.p2pStats(sa), stB = h.p2pStats(sb);
+    const pagesReport = () => `${pageReport(a, sa)}\n${pageReport(b, sb)}\n${describeSeeder(stats)}\ncaddy log:\n${h.tail(caddy.logs(), 20)}`;
+    for (const [p, s] of [[a, sa], [b, sb]]) assertPageSane(p, s, pagesReport);
+    h.log(`dash-A: ${stA.p2pSegments}/${stA.segments} P2P (from the seeder ${seederBytes(sa)} B), dash-B: ${stB.p2pSegments}/${stB.segments} P2P (from the seeder ${seederBytes(sb)} B); ` +
+      `page bytes A http=${sa.chunkBytes?.http} p2p=${sa.chunkBytes?.p2p}, B http=${sb.chunkBytes?.http} p2p=${sb.chunkBytes?.p2p}`);
+
+    // The dashboard, in its own context (the pages stay open and keep reporting).
+    const { page: dash, context: ctx, log: dashLog } = await openDashboard(browser, caddy);
+    const tOpen = Date.now();
+    let view;
+    await h.waitFor(async () => {
+      view = await readDashboard(dash, CHART_COLOURS);
+      return view.updates >= 3;
+    }, {
+      timeout: 20_000, interval: 250, what: "the dashboard to update 3 times (window.caddyP2PDashboard.updates >= 3)",
+      describe: () => `last view: ${JSON.stringify(view)}\ndashboard log: ${dashLog.join("\n") || "(empty)"}`,
+    });
+    const tUpdates = ((Date.now() - tOpen) / 1000).toFixed(1);
+
+    const shot = path.join(h.tempDir(), "dashboard.png");
+    await dash.screenshot({ path: shot, fullPage: true });
+    h.log(`dashboard screenshot: ${shot}`);
+    const json = await dashboardJSON(caddy);
+
+    const card = view.cards.find((c) => c.url === manifestURL);
+    const d = view.data?.streams?.find((x) => x.url === manifestURL);
+    const report = () => `dashboard: ${JSON.stringify({ ...view, cards: view.cards.map((c) => ({ ...c })) }, null, 1)}\n` +
+      `GET /dashboard?format=json: ${JSON.stringify(json)}\ndashboard log: ${dashLog.join("\n") || "(empty)"}\nscreenshot ${shot}\n${pagesReport()}`;
+    h.log(`dashboard after ${view.updates} updates (${tUpdates} s): cards ${JSON.stringify(view.cardsText)}\n` +
+      `  stream ${card?.url}: ${JSON.stringify(card?.rows)}\n  canvas ${JSON.stringify(card?.px)}\n  page data ${JSON.stringify(d)}\n` +
+      `  json ${JSON.stringify(json.streams)}`);
+
+    // From the page's DOM.
+    assert.equal(view.error, "", `the dashboard shows no poll error\n${report()}`);
+    assert.ok(!dashLog.some((l) => l.startsWith("pageerror")), `no page error on the dashboard\n${report()}`);
+    assert.ok(card, `the dashboard shows a stream card for ${manifestURL}; it shows ${JSON.stringify(view.cards.map((c) => c.url))}\n${report()}`);
+    assert.ok(d, `window.caddyP2PDashboard.data lists ${manifestURL}\n${report()}`);
+    const rows = card.rows;
+    const viewers = Number(rows.viewers);
+    assert.ok(Number.isInteger(viewers) && viewers >= 1, `viewers >= 1 (from the tracker): ${JSON.stringify(rows.viewers)}\n${report()}`);
+    assert.equal(Number(rows["reporting players"]), 2, `2 reporting players (the two pages): ${JSON.stringify(rows["reporting players"])}\n${report()}`);
+    const domSeeder = parseBytes(rows["seeder bytes"]);
+    const domHTTP = parseBytes(rows["HTTP segment bytes"]);
+    assert.ok(domSeeder > 0, `seeder bytes > 0: ${JSON.stringify(rows["seeder bytes"])}\n${report()}`);
+    assert.ok(domHTTP > 0, `HTTP segment bytes > 0: ${JSON.stringify(rows["HTTP segment bytes"])}\n${report()}`);
+    const offloadText = rows.offload ?? "";
+    const offloadPct = Number((/^(-?[\d.]+) %$/.exec(offloadText) || [])[1]);
+    assert.ok(Number.isFinite(offloadPct) && offloadPct >= 0 && offloadPct <= 100, `offload is a number (0-100 %): ${JSON.stringify(offloadText)}\n${report()}`);
+    // The DOM shows the data the page holds (fmtBytes rounds to 2-3 digits).
+    const near = (x, y) => Math.abs(x - y) <= 0.06 * Math.max(x, y) + 1;
+    assert.ok(near(domSeeder, d.seeder_bytes), `seeder bytes in the DOM ${rows["seeder bytes"]} vs data ${d.seeder_bytes}\n${report()}`);
+    assert.ok(near(domHTTP, d.http_bytes), `HTTP bytes in the DOM ${rows["HTTP segment bytes"]} vs data ${d.http_bytes}\n${report()}`);
+    assert.equal(viewers, d.viewers, `viewers in the DOM vs data\n${report()}`);
+    assert.ok(typeof d.offload === "number" && Math.abs(100 * d.offload - offloadPct) <= 0.06, `offload in the DOM ${offloadText} vs data ${d.offload}\n${report()}`);
+    assert.equal(d.egress_bytes, d.http_bytes + d.seeder_bytes, `egress = HTTP + seeder\n${report()}`);
+    assert.equal(Number(view.cardsText.viewers), viewers, `the viewers card sums the one stream\n${report()}`);
+    assert.ok(view.updated && view.updated !== "never", `"updated" shows a time: ${view.updated}\n${report()}`);
+
+    // The chart is drawn: grid and labels, and the three line colours.
+    const px = card.px;
+    assert.ok(px.width > 0 && px.height > 0 && px.total === px.width * px.height, `canvas size ${px.width}x${px.height}\n${report()}`);
+    assert.ok(px.opaque >= 2000, `the canvas has ${px.opaque} non-transparent pixels of ${px.total}: blank\n${report()}`);
+    // With 3 updates the chart holds 2 points (the first update only sets the
+    // baseline): each line is a ~6 px segment at the right edge. The
+    // browser-to-browser line, drawn last, is always visible (at 0 B/s it
+    // lies on the bottom grid line); the HTTP + seeder line is visible when
+    // the last egress rate was not 0.
+    const lineTotal = px.colour.http + px.colour.seed + px.colour.peers;
+    assert.ok(lineTotal >= 10, `the canvas has ${lineTotal} pixels of the line colours ${JSON.stringify(px.colour)}: no line drawn\n${report()}`);
+    assert.ok(px.colour.peers >= 5, `the canvas has ${px.colour.peers} pixels of the browser-to-browser line colour\n${report()}`);
+    const egressRate = parseBytes(String(view.cardsText["origin egress (HTTP + seeder)"] || "").replace(/\/s$/, ""));
+    if (egressRate > 0) assert.ok(px.colour.seed >= 5, `egress ${view.cardsText["origin egress (HTTP + seeder)"]} but ${px.colour.seed} pixels of the seeder line colour\n${report()}`);
+    const png = fs.readFileSync(shot);
+    assert.ok(png.length > 5000 && png.subarray(1, 4).toString() === "PNG", `screenshot ${shot} is a PNG (${png.length} B)`);
+
+    // GET ?format=json ourselves: the same stream, counters no lower than the page showed.
+    const j = json.streams.find((x) => x.url === manifestURL);
+    assert.ok(j, `GET /dashboard?format=json lists ${manifestURL}: ${JSON.stringify(json.streams.map((x) => x.url))}\n${report()}`);
+    assert.equal(json.peer_id, seederId, `JSON peer_id is the seeder's\n${report()}`);
+    assert.ok(j.viewers >= 1, `JSON viewers >= 1\n${report()}`);
+    assert.equal(j.reported.sessions, 2, `JSON reported sessions\n${report()}`);
+    assert.ok(j.seeder_bytes >= d.seeder_bytes && j.seeder_bytes > 0, `JSON seeder bytes ${j.seeder_bytes} >= the page's ${d.seeder_bytes}\n${report()}`);
+    assert.ok(j.http_bytes >= d.http_bytes && j.http_bytes > 0, `JSON HTTP bytes ${j.http_bytes} >= the page's ${d.http_bytes}\n${report()}`);
+    assert.ok(typeof j.offload === "number" && Math.abs(j.offload - d.offload) < 0.1, `JSON offload ${j.offload} near the page's ${d.offload}\n${report()}`);
+    assert.equal(j.egress_bytes, j.http_bytes + j.seeder_bytes, `JSON egress = HTTP + seeder\n${report()}`);
+    // Roughly consistent with the admin API and the pages' own records.
+    const sentAdmin = ((stats.streams || []).find((x) => x.url === manifestURL)?.swarms || []).reduce((n, sw) => n + upload(sw).bytesSent, 0);
+    assert.ok(j.seeder_bytes >= sentAdmin, `JSON seeder bytes ${j.seeder_bytes} >= /p2p/seeder's earlier ${sentAdmin}\n${report()}`);
+    const gotFromSeeder = seederBytes(sa) + seederBytes(sb);
+    assert.ok(j.seeder_bytes >= gotFromSeeder, `JSON seeder bytes ${j.seeder_bytes} >= the ${gotFromSeeder} B the pages got from the seeder\n${report()}`);
+    assert.ok(j.reported.p2p_from_seeder_bytes <= j.seeder_bytes, `reported from the seeder ${j.reported.p2p_from_seeder_bytes} <= seeder bytes ${j.seeder_bytes}\n${report()}`);
+    assert.ok(j.reported.p2p_from_seeder_bytes > 0, `the pages reported bytes from the seeder\n${report()}`);
+    const pagesHTTP = (sa.chunkBytes?.http || 0) + (sb.chunkBytes?.http || 0);
+    assert.ok(j.reported.http_bytes >= 0.9 * pagesHTTP, `reported HTTP bytes ${j.reported.http_bytes} vs the pages' ${pagesHTTP} when they stopped being read\n${report()}`);
+    assert.ok(j.reported.http_bytes <= 1.1 * j.http_bytes + 100_000, `reported HTTP bytes ${j.reported.http_bytes} <= the server's HTTP segment bytes ${j.http_bytes}\n${report()}`);
+
+    const peersBytes = j.reported.p2p_bytes - j.reported.p2p_from_seeder_bytes;
+
+    // The first dashboard's chart covers the pages' whole download: the
+    // egress line (HTTP + seeder) rose above 0, so its colour shows apart
+    // from the browser-to-browser line drawn over it.
+    const hv = await readDashboard(hist.page, CHART_COLOURS);
+    const histShot = path.join(h.tempDir(), "dashboard-history.png");
+    await hist.page.screenshot({ path: histShot, fullPage: true });
+    const hc = hv.cards.find((c) => c.url === manifestURL);
+    h.log(`history dashboard: ${hv.updates} updates, screenshot ${histShot}, canvas ${JSON.stringify(hc?.px)}`);
+    const histReport = () => `history dashboard: ${JSON.stringify(hv)}\nlog: ${hist.log.join("\n") || "(empty)"}\n${report()}`;
+    assert.ok(hv.updates >= 10, `the first dashboard updated ${hv.updates} times in ${secs(t0)}\n${histReport()}`);
+    assert.ok(hc, `the first dashboard added a card for ${manifestURL}\n${histReport()}`);
+    assert.equal(Number(hc.rows["reporting players"]), 2, `the first dashboard shows 2 reporting players\n${histReport()}`);
+    assert.ok(hc.px.colour.seed >= 20, `the first dashboard's chart has ${hc.px.colour.seed} pixels of the egress (HTTP + seeder) line colour\n${histReport()}`);
+    assert.ok(hc.px.colour.peers >= 20, `the first dashboard's chart has ${hc.px.colour.peers} pixels of the browser-to-browser line colour\n${histReport()}`);
+    assert.ok(hc.px.colour.http + hc.px.colour.seed + hc.px.colour.peers >= 100, `the first dashboard's chart line pixels ${JSON.stringify(hc.px.colour)}\n${histReport()}`);
+
+    results.push(`4 dashboard: pages played to ${tPlay}; ${view.updates} updates in ${tUpdates} s; viewers ${viewers}, sessions 2, ` +
+      `HTTP ${rows["HTTP segment bytes"]}, seeder ${rows["seeder bytes"]}, browser to browser ${peersBytes} B, offload ${offloadText}; ` +
+      `canvas ${px.opaque} px drawn, line colours ${JSON.stringify(px.colour)}; screenshot ${shot}; ` +
+      `history dashboard ${hv.updates} updates, line colours ${JSON.stringify(hc.px.colour)}, screenshot ${histShot}; ${secs(t0)}`);
+    await ctx.close();
+    await hist.context.close();
+  });
 });
