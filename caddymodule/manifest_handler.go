@@ -159,6 +159,8 @@ func (h *ManifestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		}
 	}
 	bw := newManifestWriter(w, byPath, h.MaxSize)
+	bw.playerURL = requestURL(r)
+	bw.lookup = h.cache.get
 	// A rewritten manifest gets its own validator; the 304 path must agree.
 	bw.suffixETag = h.Rewrite.active()
 	if err := next.ServeHTTP(bw, up); err != nil {
@@ -190,34 +192,45 @@ func (h *ManifestHandler) countHTTP(r *http.Request, bw *manifestWriter) {
 // serveManifest rewrites and registers a buffered manifest and writes it.
 func (h *ManifestHandler) serveManifest(w http.ResponseWriter, r *http.Request, bw *manifestWriter) error {
 	hdr := w.Header()
-	body := bw.buf.Bytes()
-	switch strings.ToLower(hdr.Get("Content-Encoding")) {
-	case "", "identity":
-	case "gzip":
-		plain, err := gunzipLimited(body, h.MaxSize)
-		if err != nil {
-			h.log.Warn("p2p_manifest: undecodable gzip manifest passed through", zap.String("uri", r.RequestURI), zap.Error(err))
+	playerURL := bw.playerURL
+	var res rewriteResult
+	if bw.cached != nil {
+		// Found by its validators when the head arrived; the body
+		// was discarded unread.
+		res = *bw.cached
+	} else {
+		body := bw.buf.Bytes()
+		switch strings.ToLower(hdr.Get("Content-Encoding")) {
+		case "", "identity":
+		case "gzip":
+			plain, err := gunzipLimited(body, h.MaxSize)
+			if err != nil {
+				h.log.Warn("p2p_manifest: undecodable gzip manifest passed through", zap.String("uri", r.RequestURI), zap.Error(err))
+				return bw.flushBuffered(r)
+			}
+			body = plain
+			hdr.Del("Content-Encoding")
+		default:
+			h.log.Warn("p2p_manifest: manifest with an unknown content encoding passed through", zap.String("uri", r.RequestURI), zap.String("encoding", hdr.Get("Content-Encoding")))
 			return bw.flushBuffered(r)
 		}
-		body = plain
-		hdr.Del("Content-Encoding")
-	default:
-		h.log.Warn("p2p_manifest: manifest with an unknown content encoding passed through", zap.String("uri", r.RequestURI), zap.String("encoding", hdr.Get("Content-Encoding")))
-		return bw.flushBuffered(r)
-	}
-	kind := bw.kind
-	if kind == notManifest {
-		kind = bw.pathKind
-	}
-	playerURL := requestURL(r)
-	key := rewriteKey(playerURL, hdr, body)
-	res, ok := h.cache.get(key)
-	if !ok {
-		res = h.process(kind, playerURL, body)
-		h.cache.put(key, res)
-	}
-	if res.warning != "" {
-		h.log.Warn("p2p_manifest: "+res.warning, zap.String("uri", r.RequestURI))
+		kind := bw.kind
+		if kind == notManifest {
+			kind = bw.pathKind
+		}
+		key := rewriteKey(playerURL, hdr, body)
+		var ok bool
+		res, ok = h.cache.get(key)
+		if !ok {
+			// The buffer is reused by nobody, but the result is
+			// cached: keep its own copy of an unchanged body.
+			res = h.process(kind, playerURL, bytes.Clone(body))
+			h.cache.put(key, res)
+			// Logged once per source version, not per request.
+			if res.warning != "" {
+				h.log.Warn("p2p_manifest: "+res.warning, zap.String("uri", r.RequestURI))
+			}
+		}
 	}
 	if res.master && h.streams != nil {
 		h.streams.touch(r.Context(), playerURL, time.Duration(h.SeederWait), h.log)
@@ -312,6 +325,14 @@ type manifestWriter struct {
 	suffixETag bool
 	// written counts body bytes passed through.
 	written int64
+	// playerURL is the manifest URL as the player requested it.
+	playerURL string
+	// lookup finds a processed manifest by its key; when the head
+	// already identifies a cached version, cached is set and the body
+	// is discarded unread.
+	lookup  func(key string) (rewriteResult, bool)
+	cached  *rewriteResult
+	discard bool
 	buf     bytes.Buffer
 }
 
@@ -341,8 +362,18 @@ func (m *manifestWriter) WriteHeader(status int) {
 		}
 	}
 	if status == http.StatusOK && isManifest {
-		if cl, err := strconv.ParseInt(hdr.Get("Content-Length"), 10, 64); err != nil || cl <= m.limit {
+		cl, err := strconv.ParseInt(hdr.Get("Content-Length"), 10, 64)
+		if err != nil || cl <= m.limit {
 			m.buffering = true
+			if err == nil && m.lookup != nil && headKeyable(hdr) {
+				if res, ok := m.lookup(rewriteKeyFromHead(m.playerURL, hdr.Get("ETag"), cl)); ok {
+					m.cached, m.discard = &res, true
+					return
+				}
+			}
+			if err == nil && cl > 0 {
+				m.buf.Grow(int(cl))
+			}
 			return
 		}
 	}
@@ -360,6 +391,9 @@ func isMediaType(ct string) bool {
 func (m *manifestWriter) Write(p []byte) (int, error) {
 	if !m.wrote {
 		m.WriteHeader(http.StatusOK)
+	}
+	if m.discard {
+		return len(p), nil
 	}
 	if !m.buffering || m.overflow {
 		n, err := m.ResponseWriter.Write(p)
@@ -383,6 +417,25 @@ func (m *manifestWriter) Write(p []byte) (int, error) {
 // ReadFrom keeps file_server's io.Copy from bypassing the buffer: the
 // wrapper's own ReadFrom would copy straight to the client.
 func (m *manifestWriter) ReadFrom(r io.Reader) (int64, error) {
+	if m.discard {
+		return io.Copy(io.Discard, r)
+	}
+	if m.buffering && !m.overflow {
+		// Straight into the pre-sized buffer, without a copy buffer.
+		n, err := m.buf.ReadFrom(io.LimitReader(r, m.limit-int64(m.buf.Len())+1))
+		if err != nil || int64(m.buf.Len()) <= m.limit {
+			return n, err
+		}
+		// Over the cap: hand the excess to Write's overflow path.
+		extra := m.buf.Bytes()[m.limit:]
+		tail := bytes.Clone(extra)
+		m.buf.Truncate(int(m.limit))
+		if _, err := m.Write(tail); err != nil {
+			return n, err
+		}
+		k, err := io.Copy(writerOnly{m}, r)
+		return n + k, err
+	}
 	return io.Copy(writerOnly{m}, r)
 }
 

@@ -326,6 +326,9 @@ func (rw *ManifestRewrite) hls(body []byte, mu *url.URL) ([]byte, error) {
 				return nil, err
 			}
 		}
+		// grafov decodes a live playlist with a window of 8 and would
+		// encode only that many segments.
+		_ = m.SetWinSize(0)
 		for _, s := range m.Segments {
 			if s == nil {
 				continue
@@ -461,13 +464,27 @@ func sameShape(kind manifestKind, u string, before, after []byte, swarmsMayMove 
 }
 
 // rewriteKey identifies a source version: the URL plus the upstream's
-// validators, or a hash of the body when there are none.
+// strong ETag and length, or a hash of the body when there is no ETag.
 func rewriteKey(u string, hdr http.Header, body []byte) string {
-	if et := hdr.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
-		return u + "\x00" + et + "\x00" + strconv.Itoa(len(body))
+	if headKeyable(hdr) {
+		return rewriteKeyFromHead(u, hdr.Get("ETag"), int64(len(body)))
 	}
 	sum := sha256.Sum256(body)
 	return u + "\x00" + hex.EncodeToString(sum[:16])
+}
+
+// headKeyable reports whether a response's head alone names its version:
+// a strong ETag on an unencoded body (an encoded one is keyed after
+// decoding, by content).
+func headKeyable(hdr http.Header) bool {
+	et := hdr.Get("ETag")
+	enc := strings.ToLower(hdr.Get("Content-Encoding"))
+	return et != "" && !strings.HasPrefix(et, "W/") && (enc == "" || enc == "identity")
+}
+
+// rewriteKeyFromHead is rewriteKey from the ETag and the length.
+func rewriteKeyFromHead(u, etag string, n int64) string {
+	return u + "\x00" + etag + "\x00" + strconv.FormatInt(n, 10)
 }
 
 // rewriteCache is a small LRU of processed manifests.

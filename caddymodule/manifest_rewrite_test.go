@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-p2p/caddy-p2p/manifest"
 )
@@ -115,4 +116,25 @@ func FuzzManifestProcess(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRewriteLongLivePlaylist: every segment of a live window longer than
+// grafov's default of 8 is rewritten (found by manifestbench).
+func TestRewriteLongLivePlaylist(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:100\n")
+	for i := range 12 {
+		b.WriteString("#EXTINF:4.000,\nseg" + strings.Repeat("x", i) + ".ts?token=abc\n")
+	}
+	h := &ManifestHandler{Rewrite: ManifestRewrite{StripQuery: []string{"token"}}}
+	if err := h.Rewrite.provision(); err != nil {
+		t.Fatal(err)
+	}
+	r := h.process(kindHLS, "https://o.example/live/index.m3u8", []byte(b.String()))
+	if r.warning != "" || strings.Count(string(r.body), "#EXTINF") != 12 || strings.Contains(string(r.body), "token") {
+		t.Fatalf("warning %q, body:\n%s", r.warning, r.body)
+	}
+	if r.liveMaxAge != 2*time.Second {
+		t.Errorf("live max-age %v, want 2s", r.liveMaxAge)
+	}
 }
