@@ -317,7 +317,15 @@ func (a *App) streamTracker(idle time.Duration) *streamTracker {
 // done is closed.
 func (a *App) sweepStreams(done chan struct{}) {
 	defer a.janitorWG.Done()
-	tick := time.NewTicker(15 * time.Second)
+	// Sweep at a quarter of the shortest idle timeout (at most every
+	// 15 s), so a stream goes at most a quarter late.
+	every := 15 * time.Second
+	a.mu.Lock()
+	for _, t := range a.trackers {
+		every = min(every, max(t.idle/4, 100*time.Millisecond))
+	}
+	a.mu.Unlock()
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {

@@ -318,3 +318,28 @@ func TestManifestHandlerRewritesBehindReverseProxy(t *testing.T) {
 		t.Error("oversized manifest changed")
 	}
 }
+
+// TestManifestHandlerDropsIdleStreams: a discovered stream whose manifest
+// nobody requests for stream_idle_timeout leaves the seeder; a trusted
+// proxy's X-Forwarded-Proto and -Host name the URL players use.
+func TestManifestHandlerDropsIdleStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy")
+	}
+	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	globals := fmt.Sprintf("\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}\n\tp2p {\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
+	site := fmt.Sprintf(":%d {\n\thandle_path /media/* {\n\t\troot * %s\n\t\tp2p_manifest {\n\t\t\tstream_idle_timeout 1s\n\t\t}\n\t\tfile_server\n\t}\n}\n", httpPort, media)
+	loadCaddyfileGlobals(t, globals, site)
+	defer caddy.Stop()
+	resp, _ := httpDo(t, "GET", "/media/demo/master.m3u8", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "video.example"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	const seen = "https://video.example/media/demo/master.m3u8"
+	if st := getAdmin(t, "/p2p/seeder"); !strings.Contains(st, `"url":"`+seen+`"`) {
+		t.Fatalf("stream not registered as %s:\n%s", seen, st)
+	}
+	waitUntil(t, "the idle stream to be dropped", func() bool {
+		return !strings.Contains(getAdmin(t, "/p2p/seeder"), seen)
+	})
+}
