@@ -190,3 +190,70 @@ func TestSeederRemoveStream(t *testing.T) {
 		t.Error("stream still listed")
 	}
 }
+
+// mpdOrigin serves a dynamic MPD whose window moves with the clock.
+type mpdOrigin struct{ start time.Time }
+
+const mpdURL = "http://live.test/dash/live.mpd"
+
+func (o *mpdOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
+	u, _ := url.Parse(raw)
+	if strings.HasSuffix(u.Path, ".mpd") {
+		return []byte(`<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" availabilityStartTime="` + o.start.UTC().Format(time.RFC3339) + `" timeShiftBufferDepth="PT6S" minimumUpdatePeriod="PT1S">
+  <Period id="p0" start="PT0S">
+    <AdaptationSet contentType="video" mimeType="video/mp4">
+      <SegmentTemplate timescale="1000" duration="1000" startNumber="1" media="v-$Number$.m4s" initialization="v-init.mp4"/>
+      <Representation id="v" bandwidth="100000" codecs="avc1.64001e" width="320" height="180"/>
+    </AdaptationSet>
+  </Period>
+</MPD>`), raw, nil
+	}
+	var n int64
+	if _, err := fmt.Sscanf(u.Path, "/dash/v-%d.m4s", &n); err != nil {
+		return nil, "", fmt.Errorf("no such object %s", raw)
+	}
+	return liveSegment(n), raw, nil
+}
+
+// TestSeederFollowsDynamicMPD: a live MPD's new segments are fetched and
+// announced as the window moves, under shaka's time-derived ids.
+func TestSeederFollowsDynamicMPD(t *testing.T) {
+	origin := &mpdOrigin{start: time.Now().Add(-60 * time.Second).Truncate(time.Second)}
+	env := newTestEnv(t, func(c *Config) { c.Source = origin })
+	p, err := manifest.Load(context.Background(), mpdURL, origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ih := p.Streams[0].Swarms[manifest.Shaka].InfoHash
+	env.seeder.AddStream(StreamConfig{URL: mpdURL})
+	waitFor(t, "the seeder in the live swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 1
+	})
+	b := newBrowser(t, env, ih)
+	b.serveTracker()
+	b.announceWithOffer()
+	dc := b.channel()
+	first := b.command().(p2p.SegmentsAnnouncement).Loaded
+	var last []int64
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		last = b.command().(p2p.SegmentsAnnouncement).Loaded
+		if len(last) > 0 && len(first) > 0 && slices.Max(last) >= slices.Max(first)+4 {
+			break
+		}
+	}
+	if len(first) == 0 || len(last) == 0 || slices.Max(last) < slices.Max(first)+4 {
+		t.Fatalf("the announced window did not move: first %v, last %v", first, last)
+	}
+	// Shaka's DASH id is trunc(start / 0.5): segment n starts at n-1 s.
+	newest := slices.Max(last)
+	if newest%2 != 0 {
+		t.Fatalf("id %d is not a 1 s segment start / 0.5", newest)
+	}
+	n := newest/2 + 1
+	if got := b.request(dc, newest, 1, 0); !bytes.Equal(got, liveSegment(n)) {
+		t.Fatalf("segment %d (number %d): wrong bytes", newest, n)
+	}
+}

@@ -46,6 +46,7 @@ func (st *stream) run() {
 		retry = min(2*retry, s.cfg.ReloadInterval)
 	}
 	var followers []*follower
+	var dashGroups [][]*swarm
 	for _, ms := range p.Streams {
 		var group []*swarm
 		for _, c := range s.cfg.Clients {
@@ -59,9 +60,15 @@ func (st *stream) run() {
 			continue
 		}
 		st.swarms = append(st.swarms, group...)
-		if ms.Live && p.Format == manifest.FormatHLS {
+		switch {
+		case ms.Live && p.Format == manifest.FormatHLS:
 			followers = append(followers, &follower{st: st, p: p, live: manifest.NewLiveStream(p, ms), swarms: group})
-		} else {
+		case p.Dynamic:
+			for _, sw := range group {
+				sw.setSegments(ms.Segments, nil, false)
+			}
+			dashGroups = append(dashGroups, group)
+		default:
 			for _, sw := range group {
 				sw.setSegments(ms.Segments, nil, true)
 			}
@@ -71,10 +78,14 @@ func (st *stream) run() {
 		s.mapSegments(st.cfg.URL, ms.Segments, nil)
 	}
 	defer s.unmapStream(st.cfg.URL)
-	log.Info("seeding", zap.Int("swarms", len(st.swarms)), zap.Bool("live", len(followers) > 0), zap.String("format", p.Format.String()))
+	log.Info("seeding", zap.Int("swarms", len(st.swarms)), zap.Bool("live", len(followers) > 0 || p.Dynamic), zap.String("format", p.Format.String()))
 	s.addSwarms(st.swarms)
 	close(st.loaded)
 	defer s.removeSwarms(st.swarms)
+	if p.Dynamic {
+		(&mpdFollower{st: st, p: p, groups: dashGroups}).run(log)
+		return
+	}
 	if len(followers) == 0 {
 		<-st.ctx.Done()
 		return
@@ -189,6 +200,104 @@ func (s *Seeder) unmapStream(manifestURL string) {
 		if m == manifestURL {
 			delete(s.segmentStreams, u)
 		}
+	}
+}
+
+// mpdFollower keeps the swarms of a dynamic (live) MPD up to date: it
+// reloads the MPD at about half the segment duration, and fetches and
+// announces each segment that enters the availability window. Shaka's ids
+// for DASH derive from segment start times, so they are stable across
+// reloads.
+type mpdFollower struct {
+	st     *stream
+	p      *manifest.Presentation
+	groups [][]*swarm // the swarms of each stream, in the first load's order
+}
+
+func (f *mpdFollower) run(log *zap.Logger) {
+	s := f.st.s
+	u := f.st.cfg.URL
+	var all []*swarm
+	for _, g := range f.groups {
+		all = append(all, g...)
+	}
+	// The segments of the first load, then every reload's new ones.
+	known := map[*swarm]map[string]bool{}
+	publish := func(sw *swarm, segs []*manifest.Segment) {
+		if known[sw] == nil {
+			known[sw] = map[string]bool{}
+		}
+		var added, removed []*manifest.Segment
+		now := map[string]bool{}
+		for _, seg := range segs {
+			now[seg.RuntimeID()] = true
+			if !known[sw][seg.RuntimeID()] {
+				added = append(added, seg)
+			}
+		}
+		for id := range known[sw] {
+			if !now[id] {
+				// Only the URL matters to mapSegments; template
+				// segments have no byte range, so it is the id.
+				removed = append(removed, &manifest.Segment{URL: id})
+			}
+		}
+		known[sw] = now
+		sw.setSegments(segs, nil, false)
+		s.mapSegments(u, added, removed)
+		for _, seg := range added {
+			ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
+			_, err := s.fetchSegment(ctx, seg)
+			cancel()
+			if f.st.ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				log.Warn("prefetching live segment", zap.String("url", seg.URL), zap.Error(err))
+				continue
+			}
+			sw.markAvailable(seg)
+		}
+	}
+	byHash := func(p *manifest.Presentation, sw *swarm) *manifest.Stream {
+		for _, ms := range p.Streams {
+			if ms.Swarms[sw.client].InfoHash == sw.infoHash {
+				return ms
+			}
+		}
+		return nil
+	}
+	interval := func(p *manifest.Presentation) time.Duration {
+		d := 2 * time.Second
+		for _, ms := range p.Streams {
+			if n := len(ms.Segments); n > 0 {
+				d = time.Duration(ms.Segments[n-1].Duration / 2 * float64(time.Second))
+				break
+			}
+		}
+		return min(max(d, time.Second), 10*time.Second)
+	}
+	p := f.p
+	for {
+		for _, sw := range all {
+			if ms := byHash(p, sw); ms != nil {
+				publish(sw, ms.Segments)
+			}
+			if f.st.ctx.Err() != nil {
+				return
+			}
+		}
+		if !sleepCtx(f.st.ctx, interval(p)) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
+		next, err := manifest.Load(ctx, u, s.cfg.Source, &manifest.Options{SwarmID: f.st.cfg.SwarmID})
+		cancel()
+		if err != nil {
+			log.Warn("reloading live MPD", zap.Error(err))
+			continue
+		}
+		p = next
 	}
 }
 
