@@ -63,21 +63,33 @@ func (a *AllowListAuthorizer) Authorize(_ context.Context, req tracker.AuthReque
 //	    info_hash <info_hash...>
 //	}
 func (a *AllowListAuthorizer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	hashes, err := parseInfoHashes(d, "allow_list")
+	a.InfoHashes = append(a.InfoHashes, hashes...)
+	return err
+}
+
+// parseInfoHashes reads an authorizer's info_hashes, given as arguments
+// and as info_hash lines in its block:
+//
+//	<module> <info_hash...> {
+//	    info_hash <info_hash...>
+//	}
+func parseInfoHashes(d *caddyfile.Dispenser, module string) ([]string, error) {
 	d.Next() // the module name
-	a.InfoHashes = append(a.InfoHashes, d.RemainingArgs()...)
+	hashes := d.RemainingArgs()
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "info_hash":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.ArgErr()
+				return nil, d.ArgErr()
 			}
-			a.InfoHashes = append(a.InfoHashes, args...)
+			hashes = append(hashes, args...)
 		default:
-			return d.Errf("unrecognized allow_list option %q", d.Val())
+			return nil, d.Errf("unrecognized %s option %q", module, d.Val())
 		}
 	}
-	return nil
+	return hashes, nil
 }
 
 // Interface guards.

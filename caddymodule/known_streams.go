@@ -72,21 +72,9 @@ func (k *KnownStreamsAuthorizer) Authorize(_ context.Context, req tracker.AuthRe
 //	    info_hash <info_hash...>
 //	}
 func (k *KnownStreamsAuthorizer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	k.InfoHashes = append(k.InfoHashes, d.RemainingArgs()...)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "info_hash":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			k.InfoHashes = append(k.InfoHashes, args...)
-		default:
-			return d.Errf("unrecognized known_streams option %q", d.Val())
-		}
-	}
-	return nil
+	hashes, err := parseInfoHashes(d, "known_streams")
+	k.InfoHashes = append(k.InfoHashes, hashes...)
+	return err
 }
 
 // Interface guards.

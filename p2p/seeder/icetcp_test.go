@@ -29,11 +29,7 @@ func TestSeederOverICETCP(t *testing.T) {
 		c.API = api
 	})
 	ih, ms := demoSwarm(t)
-	env.seeder.AddStream(StreamConfig{URL: demoURL})
-	waitFor(t, "the seeder in the swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
+	env.seed(demoURL, ih)
 	b := newBrowser(t, env, ih)
 	// This browser has no UDP at all.
 	var se webrtc.SettingEngine
@@ -75,11 +71,7 @@ func TestSeederPublicIP(t *testing.T) {
 		c.API = api
 	})
 	ih, _ := demoSwarm(t)
-	env.seeder.AddStream(StreamConfig{URL: demoURL})
-	waitFor(t, "the seeder in the swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
+	env.seed(demoURL, ih)
 	b := newBrowser(t, env, ih)
 	b.serveTracker()
 	b.announceWithOffer()

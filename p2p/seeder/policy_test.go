@@ -67,15 +67,8 @@ func TestSeederFollowsLivePlaylist(t *testing.T) {
 		t.Fatal(err)
 	}
 	ih := p.Streams[0].Swarms[manifest.HLSJS].InfoHash
-	env.seeder.AddStream(StreamConfig{URL: liveURL})
-	waitFor(t, "the seeder in the live swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
-	b := newBrowser(t, env, ih)
-	b.serveTracker()
-	b.announceWithOffer()
-	dc := b.channel()
+	env.seed(liveURL, ih)
+	b, dc := env.connect(ih)
 	var last []int64
 	deadline := time.Now().Add(10 * time.Second)
 	seen := map[int64]bool{}
@@ -111,15 +104,8 @@ func TestSeederFollowsLivePlaylist(t *testing.T) {
 func TestSeederRareOnly(t *testing.T) {
 	env := newTestEnv(t, func(c *Config) { c.RareOnly, c.RareThreshold = true, 1 })
 	ih, ms := demoSwarm(t)
-	env.seeder.AddStream(StreamConfig{URL: demoURL})
-	waitFor(t, "the seeder in the swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
-	b := newBrowser(t, env, ih)
-	b.serveTracker()
-	b.announceWithOffer()
-	dc := b.channel()
+	env.seed(demoURL, ih)
+	b, dc := env.connect(ih)
 	a := b.command().(p2p.SegmentsAnnouncement)
 	if len(a.Loaded) != len(ms.Segments) {
 		t.Fatalf("first announcement has %d ids, want all %d", len(a.Loaded), len(ms.Segments))
@@ -140,15 +126,8 @@ func TestSeederRareOnly(t *testing.T) {
 func TestSeederMaxPeers(t *testing.T) {
 	env := newTestEnv(t, func(c *Config) { c.MaxPeers = 1 })
 	ih, _ := demoSwarm(t)
-	env.seeder.AddStream(StreamConfig{URL: demoURL})
-	waitFor(t, "the seeder in the swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
-	b1 := newBrowser(t, env, ih)
-	b1.serveTracker()
-	b1.announceWithOffer()
-	b1.channel()
+	env.seed(demoURL, ih)
+	env.connect(ih)
 	b2 := newBrowser(t, env, ih)
 	b2.serveTracker()
 	b2.announceWithOffer()
@@ -167,15 +146,8 @@ func TestSeederMaxPeers(t *testing.T) {
 func TestSeederRemoveStream(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ih, _ := demoSwarm(t)
-	env.seeder.AddStream(StreamConfig{URL: demoURL})
-	waitFor(t, "the seeder in the swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
-	b := newBrowser(t, env, ih)
-	b.serveTracker()
-	b.announceWithOffer()
-	b.channel()
+	env.seed(demoURL, ih)
+	env.connect(ih)
 	if !env.seeder.RemoveStream(demoURL) {
 		t.Fatal("RemoveStream: unknown")
 	}
@@ -226,15 +198,8 @@ func TestSeederFollowsDynamicMPD(t *testing.T) {
 		t.Fatal(err)
 	}
 	ih := p.Streams[0].Swarms[manifest.Shaka].InfoHash
-	env.seeder.AddStream(StreamConfig{URL: mpdURL})
-	waitFor(t, "the seeder in the live swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
-	b := newBrowser(t, env, ih)
-	b.serveTracker()
-	b.announceWithOffer()
-	dc := b.channel()
+	env.seed(mpdURL, ih)
+	b, dc := env.connect(ih)
 	first := b.command().(p2p.SegmentsAnnouncement).Loaded
 	var last []int64
 	deadline := time.Now().Add(10 * time.Second)

@@ -76,6 +76,29 @@ func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
 	return env
 }
 
+// seed adds the stream at url and waits until the tracker counts the
+// seeder in the swarm ih.
+func (env *testEnv) seed(url string, ih p2p.InfoHash) {
+	env.t.Helper()
+	if _, err := env.seeder.AddStream(StreamConfig{URL: url}); err != nil {
+		env.t.Fatal(err)
+	}
+	waitFor(env.t, "the seeder in the swarm", func() bool {
+		e, _ := env.tracker.Swarms().Scrape(string(ih))
+		return e.Complete == 1
+	})
+}
+
+// connect has a new browser offer a connection in swarm ih and returns
+// it with its open data channel.
+func (env *testEnv) connect(ih p2p.InfoHash) (*browser, *webrtc.DataChannel) {
+	env.t.Helper()
+	b := newBrowser(env.t, env, ih)
+	b.serveTracker()
+	b.announceWithOffer()
+	return b, b.channel()
+}
+
 // demoSwarm returns the first hls.js video swarm of the demo and its
 // segments.
 func demoSwarm(t *testing.T) (p2p.InfoHash, *manifest.Stream) {
@@ -307,17 +330,8 @@ func segmentFile(t *testing.T, seg *manifest.Segment) []byte {
 func TestSeederAnswersBrowserOffer(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ih, ms := demoSwarm(t)
-	if _, err := env.seeder.AddStream(StreamConfig{URL: demoURL}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the seeder to announce the swarm", func() bool {
-		e, _ := env.tracker.Swarms().Scrape(string(ih))
-		return e.Complete == 1
-	})
-	b := newBrowser(t, env, ih)
-	b.serveTracker()
-	b.announceWithOffer()
-	dc := b.channel()
+	env.seed(demoURL, ih)
+	b, dc := env.connect(ih)
 	ann, ok := b.command().(p2p.SegmentsAnnouncement)
 	if !ok || len(ann.Loaded) != len(ms.Segments) || ann.Loaded[0] != 0 || ann.Loaded[len(ann.Loaded)-1] != int64(len(ms.Segments)-1) {
 		t.Fatalf("announcement %v, want ids 0..%d", ann, len(ms.Segments)-1)
@@ -376,15 +390,8 @@ func TestSeederCloseEndsEverything(t *testing.T) {
 	func() {
 		env := newTestEnv(t, nil)
 		ih, _ := demoSwarm(t)
-		env.seeder.AddStream(StreamConfig{URL: demoURL})
-		waitFor(t, "the seeder to announce the swarm", func() bool {
-			e, _ := env.tracker.Swarms().Scrape(string(ih))
-			return e.Complete == 1
-		})
-		b := newBrowser(t, env, ih)
-		b.serveTracker()
-		b.announceWithOffer()
-		b.channel()
+		env.seed(demoURL, ih)
+		env.connect(ih)
 		env.seeder.Close()
 		if n := env.seeder.Stats().PeerConnections; n != 0 {
 			t.Errorf("%d peer connections after Close", n)

@@ -163,18 +163,24 @@ func (f *follower) publish(added, removed []*manifest.Segment) {
 	for _, sw := range f.swarms {
 		sw.setSegments(f.live.Stream().Segments, removed, false)
 	}
+	f.st.prefetch(added, f.swarms, s.log)
+}
+
+// prefetch fetches new live segments into the cache in order and makes
+// each announceable in swarms as soon as it is there.
+func (st *stream) prefetch(added []*manifest.Segment, swarms []*swarm, log *zap.Logger) {
 	for _, seg := range added {
-		ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
-		_, err := s.fetchSegment(ctx, seg)
+		ctx, cancel := context.WithTimeout(st.ctx, 10*time.Second)
+		_, err := st.s.fetchSegment(ctx, seg)
 		cancel()
-		if f.st.ctx.Err() != nil {
+		if st.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			s.log.Warn("prefetching live segment", zap.String("url", seg.URL), zap.Error(err))
+			log.Warn("prefetching live segment", zap.String("url", seg.URL), zap.Error(err))
 			continue
 		}
-		for _, sw := range f.swarms {
+		for _, sw := range swarms {
 			sw.markAvailable(seg)
 		}
 	}
@@ -245,19 +251,7 @@ func (f *mpdFollower) run(log *zap.Logger) {
 		known[sw] = now
 		sw.setSegments(segs, nil, false)
 		s.mapSegments(u, added, removed)
-		for _, seg := range added {
-			ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
-			_, err := s.fetchSegment(ctx, seg)
-			cancel()
-			if f.st.ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				log.Warn("prefetching live segment", zap.String("url", seg.URL), zap.Error(err))
-				continue
-			}
-			sw.markAvailable(seg)
-		}
+		f.st.prefetch(added, []*swarm{sw}, log)
 	}
 	byHash := func(p *manifest.Presentation, sw *swarm) *manifest.Stream {
 		for _, ms := range p.Streams {
