@@ -184,7 +184,7 @@ func (h *ManifestHandler) countHTTP(r *http.Request, bw *manifestWriter) {
 	if s == nil {
 		return
 	}
-	if stream, ok := streamOf(s, requestURL(r)); ok {
+	if stream, ok := streamOf(s, bw.playerURL); ok {
 		h.app.offload.addHTTP(stream, bw.written)
 	}
 }
