@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
@@ -407,6 +406,3 @@ func (s *Seeder) releasePC() { s.pcs.Add(-1) }
 func (s *Seeder) newPeerConnection() (*webrtc.PeerConnection, error) {
 	return s.cfg.API.NewPeerConnection(webrtc.Configuration{ICEServers: s.cfg.ICEServers})
 }
-
-// dialer is the WebSocket dialer of the tracker clients.
-var dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
