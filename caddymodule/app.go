@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/caddy-p2p/caddy-p2p/manifest"
 	"github.com/caddy-p2p/caddy-p2p/p2p"
 	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
+	"github.com/caddy-p2p/caddy-p2p/tracker"
 )
 
 func init() {
@@ -51,8 +53,10 @@ func (m pooledTCPMux) Destruct() error { return m.Close() }
 // WebTorrent trackers and serves segments to P2P Media Loader browsers over
 // WebRTC data channels.
 type App struct {
-	// Trackers are the WebTorrent tracker URLs the seeder announces to,
-	// e.g. "ws://localhost:8080/announce" for this server's p2p_tracker.
+	// Trackers are the WebTorrent tracker URLs the seeder announces to:
+	// ws:// or wss:// URLs, or "local" (or "local:<name>") to attach
+	// in-process to this server's p2p_tracker (of that name), with no
+	// socket and no URL that must be reachable from the server itself.
 	Trackers []string `json:"trackers,omitempty"`
 	// Streams are the manifests to seed, by the URL players load them
 	// from (the swarm ids derive from it), with an optional swarm id.
@@ -168,6 +172,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("stream with an empty URL")
 		}
 	}
+	for _, u := range a.Trackers {
+		if _, ok := localTrackerName(u); ok {
+			continue
+		}
+		if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			return fmt.Errorf("tracker %q: want a ws:// or wss:// URL, or local[:<name>]", u)
+		}
+	}
 	for _, ip := range a.PublicIPs {
 		if net.ParseIP(ip) == nil {
 			return fmt.Errorf("public IP %q is not an IP address", ip)
@@ -237,7 +249,14 @@ func (a *App) Start() error {
 		a.releaseSockets()
 		return fmt.Errorf("p2p app: %w", err)
 	}
+	dialers := map[string]seeder.TrackerDialer{}
+	for _, u := range a.Trackers {
+		if name, ok := localTrackerName(u); ok {
+			dialers[u] = localTrackerDialer(name)
+		}
+	}
 	s, err := seeder.New(seeder.Config{
+		TrackerDialers:    dialers,
 		API:               api,
 		ICEServers:        wcfg.ICEServers,
 		Source:            a.source,
@@ -271,6 +290,36 @@ func (a *App) Start() error {
 	go a.sweepStreams(a.janitor)
 	a.log.Info("seeder started", zap.String("peer_id", s.PeerID()), zap.Strings("trackers", a.Trackers), zap.Int("streams", len(a.Streams)))
 	return nil
+}
+
+// localTrackerName recognises "local" and "local:<name>" tracker entries.
+func localTrackerName(u string) (string, bool) {
+	if u == "local" {
+		return "default", true
+	}
+	if name, ok := strings.CutPrefix(u, "local:"); ok && name != "" {
+		return name, true
+	}
+	return "", false
+}
+
+// localTrackerDialer attaches to the p2p_tracker engine of that name when
+// the seeder connects, so a tracker provisioned later is still found.
+func localTrackerDialer(name string) seeder.TrackerDialer {
+	return func(ctx context.Context) (seeder.TrackerConn, error) {
+		var eng *tracker.Tracker
+		trackers.Range(func(k, v any) bool {
+			if k.(string) == name {
+				eng = v.(trackerEngine).Tracker
+				return false
+			}
+			return true
+		})
+		if eng == nil {
+			return nil, fmt.Errorf("no p2p_tracker named %q runs in this process", name)
+		}
+		return seeder.LocalTracker(eng)(ctx)
+	}
 }
 
 // Stop closes every peer connection and tracker connection of the seeder.

@@ -68,7 +68,8 @@ func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
 		t.Skip("starts Caddy")
 	}
 	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
-	globals := fmt.Sprintf("\tp2p {\n\t\ttracker ws://127.0.0.1:%d/announce\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", httpPort, media)
+	// The seeder attaches to the tracker in-process.
+	globals := fmt.Sprintf("\tp2p {\n\t\ttracker local\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
 	site := fmt.Sprintf(`:%d {
 	p2p_tracker /announce {
 		authorizer known_streams
@@ -104,6 +105,11 @@ func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
 	if m := announceFor(t, known); m["failure reason"] != nil || m["interval"] == nil {
 		t.Fatalf("announce after discovery: %v", m)
 	}
+	// The in-process seeder is in the swarm as a complete peer.
+	waitUntil(t, "the local seeder in the tracker's swarm", func() bool {
+		return strings.Contains(getAdmin(t, "/p2p/tracker"), `"info_hash":"`+known+`","info_hash_hex":"`) &&
+			strings.Count(getAdmin(t, "/p2p/tracker"), `"complete":1`) >= 1
+	})
 	if m := announceFor(t, "AAAAAAAAAAAAAAAAAAAA"); m["failure reason"] == nil || m["info_hash"] != "AAAAAAAAAAAAAAAAAAAA" {
 		t.Fatalf("unknown swarm accepted: %v", m)
 	}

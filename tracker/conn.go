@@ -50,6 +50,10 @@ type conn struct {
 	lastDeny  int64 // unix nanoseconds of the last rate-limit reply
 	buf       []Endpoint
 	cfg       *Config
+
+	// local, for an in-process peer (see LocalPeer), receives what would
+	// be written to the socket; such a conn has no socket.
+	local func(msg []byte) bool
 }
 
 // pair is one (info_hash, peer_id) a socket holds.
@@ -62,6 +66,9 @@ type pair struct {
 // closed, because a reader that cannot keep up would otherwise make the
 // tracker buffer without bound.
 func (c *conn) Send(msg []byte) bool {
+	if c.local != nil {
+		return c.local(msg)
+	}
 	return c.enqueue(outFrame{opText, msg}, false)
 }
 

@@ -408,3 +408,39 @@ func TestSeederFirstGetsOneOfferOfEachNewPeer(t *testing.T) {
 	}
 	seed.expectSilence(100 * time.Millisecond) // exactly one offer per new peer
 }
+
+// TestLocalPeer: an in-process peer announces, is relayed a socket
+// peer's offer, and leaves every swarm on Close.
+func TestLocalPeer(t *testing.T) {
+	tr, url := startTracker(t, Config{})
+	const ih = "swarm-local-peer-001"
+	got := make(chan map[string]any, 16)
+	lp := tr.AttachLocal(func(msg []byte) bool {
+		var m map[string]any
+		json.Unmarshal(msg, &m)
+		got <- m
+		return true
+	})
+	if err := lp.Handle([]byte(announce(ih, "-CP0001-localpeer001", 0, `,"left":0`))); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m["interval"] == nil || m["complete"] != float64(1) {
+		t.Fatalf("announce response %v", m)
+	}
+	b := dial(t, url)
+	b.send(announce(ih, "-PM0203-socketpeer01", 1, ""))
+	b.recv()
+	if m := <-got; m["offer"] == nil || m["peer_id"] != "-PM0203-socketpeer01" {
+		t.Fatalf("relayed %v, want the socket peer's offer", m)
+	}
+	if n := tr.Stats().Connections; n != 1 {
+		t.Errorf("%d connections counted, want only the socket", n)
+	}
+	lp.Close()
+	if e, _ := tr.Swarms().Scrape(ih); e.Complete != 0 || e.Incomplete != 1 {
+		t.Fatalf("after Close: %+v", e)
+	}
+	if err := lp.Handle([]byte(announce(ih, "-CP0001-localpeer001", 0, ""))); err == nil {
+		t.Error("Handle after Close succeeded")
+	}
+}

@@ -50,6 +50,9 @@ type Config struct {
 	// TrackerHeader is sent with each tracker WebSocket handshake (an
 	// Origin, for example).
 	TrackerHeader map[string][]string
+	// TrackerDialers open the connections of the Trackers they are keyed
+	// by instead of a WebSocket: an in-process tracker, for one.
+	TrackerDialers map[string]TrackerDialer
 	// PeerIDPrefix starts the seeder's peer id; default
 	// DefaultPeerIDPrefix.
 	PeerIDPrefix string

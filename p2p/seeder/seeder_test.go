@@ -58,7 +58,8 @@ func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{API: api, Source: demoSource(), Trackers: []string{env.wsURL}}
+	cfg := Config{API: api, Source: demoSource(), Trackers: []string{env.wsURL},
+		TrackerDialers: map[string]TrackerDialer{"local": LocalTracker(tr)}}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -429,4 +430,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestSeederLocalTracker: attached in-process, the seeder joins the swarm
+// without a socket and serves a browser that signals over WebSocket.
+func TestSeederLocalTracker(t *testing.T) {
+	// newTestEnv maps "local" to its tracker, in-process.
+	env := newTestEnv(t, func(c *Config) { c.Trackers = []string{"local"} })
+	tr := env.tracker
+	ih, ms := demoSwarm(t)
+	env.seed(demoURL, ih)
+	if n := tr.Stats().Connections; n != 0 {
+		t.Fatalf("%d tracker sockets, want none for an in-process seeder", n)
+	}
+	b, dc := env.connect(ih)
+	if _, ok := b.command().(p2p.SegmentsAnnouncement); !ok {
+		t.Fatal("no announcement")
+	}
+	if got := b.request(dc, 5, 1, 0); !bytes.Equal(got, segmentFile(t, ms.Segments[5])) {
+		t.Fatal("segment 5: wrong bytes")
+	}
+	env.seeder.RemoveStream(demoURL)
+	waitFor(t, "the seeder to leave", func() bool {
+		e, _ := tr.Swarms().Scrape(string(ih))
+		return e.Complete == 0
+	})
 }

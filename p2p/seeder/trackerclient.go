@@ -51,9 +51,51 @@ type pendingOffer struct {
 	expires time.Time
 }
 
+// TrackerConn is one connection to a tracker: WebSocket text messages,
+// or an in-process equivalent.
+type TrackerConn interface {
+	// ReadMessage returns the next message from the tracker.
+	ReadMessage() ([]byte, error)
+	// WriteMessage sends one message to the tracker.
+	WriteMessage(msg []byte) error
+	// Close ends the connection and unblocks ReadMessage.
+	Close() error
+}
+
+// TrackerDialer opens a TrackerConn.
+type TrackerDialer func(ctx context.Context) (TrackerConn, error)
+
+// wsConn is a TrackerConn over a WebSocket.
+type wsConn struct{ c *websocket.Conn }
+
+func (w wsConn) ReadMessage() ([]byte, error) {
+	_, data, err := w.c.ReadMessage()
+	return data, err
+}
+
+func (w wsConn) WriteMessage(msg []byte) error {
+	_ = w.c.SetWriteDeadline(time.Now().Add(trackerWriteTimeout))
+	return w.c.WriteMessage(websocket.TextMessage, msg)
+}
+
+func (w wsConn) Close() error { return w.c.Close() }
+
+// dialWebSocket is the default TrackerDialer for ws:// and wss:// URLs.
+func (t *trackerClient) dialWebSocket(ctx context.Context) (TrackerConn, error) {
+	conn, resp, err := t.dialer.DialContext(ctx, t.url, http.Header(t.s.cfg.TrackerHeader))
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(trackerReadLimit)
+	return wsConn{conn}, nil
+}
+
 // trackerSession is one connection to the tracker.
 type trackerSession struct {
-	conn   *websocket.Conn
+	conn   TrackerConn
 	out    chan []byte
 	jobs   chan announceJob
 	ctx    context.Context
@@ -105,14 +147,14 @@ func (t *trackerClient) run(ctx context.Context) {
 // session runs one connection: it announces every swarm, re-announces on
 // the tracker's interval, and handles relayed offers and answers.
 func (t *trackerClient) session(ctx context.Context) error {
-	conn, resp, err := t.dialer.DialContext(ctx, t.url, http.Header(t.s.cfg.TrackerHeader))
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
+	dial := t.dialWebSocket
+	if d, ok := t.s.cfg.TrackerDialers[t.url]; ok {
+		dial = d
 	}
+	conn, err := dial(ctx)
 	if err != nil {
 		return fmt.Errorf("dialing: %w", err)
 	}
-	conn.SetReadLimit(trackerReadLimit)
 	sctx, cancel := context.WithCancel(ctx)
 	ts := &trackerSession{
 		conn: conn, ctx: sctx, cancel: cancel,
@@ -142,7 +184,7 @@ func (t *trackerClient) session(ctx context.Context) error {
 	// Closing the connection unblocks the read when the session ends.
 	go func() { <-sctx.Done(); conn.Close() }()
 	for {
-		_, data, err := conn.ReadMessage()
+		data, err := conn.ReadMessage()
 		if err != nil {
 			return fmt.Errorf("reading: %w", err)
 		}
@@ -157,8 +199,7 @@ func (t *trackerClient) writer(ts *trackerSession) {
 		case <-ts.ctx.Done():
 			return
 		case msg := <-ts.out:
-			_ = ts.conn.SetWriteDeadline(time.Now().Add(trackerWriteTimeout))
-			if err := ts.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			if err := ts.conn.WriteMessage(msg); err != nil {
 				t.log.Debug("writing to tracker", zap.Error(err))
 				ts.cancel()
 				return
