@@ -166,7 +166,8 @@ func (h *ManifestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	if err := next.ServeHTTP(bw, up); err != nil {
 		return err
 	}
-	if !bw.buffering {
+	if !bw.buffering || bw.overflow {
+		// Streamed through: not a manifest, or one over max_size.
 		h.countHTTP(r, bw)
 		return nil
 	}

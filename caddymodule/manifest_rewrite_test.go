@@ -1,6 +1,11 @@
 package caddymodule
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"net/url"
 	"strings"
 	"testing"
@@ -136,5 +141,31 @@ func TestRewriteLongLivePlaylist(t *testing.T) {
 	}
 	if r.liveMaxAge != 2*time.Second {
 		t.Errorf("live max-age %v, want 2s", r.liveMaxAge)
+	}
+}
+
+// TestManifestWriterOverflow: a manifest without Content-Length that
+// outgrows max_size is streamed through whole, not rewritten.
+func TestManifestWriterOverflow(t *testing.T) {
+	h := &ManifestHandler{MaxSize: 64, Rewrite: ManifestRewrite{StripQuery: []string{"token"}}}
+	if err := h.Rewrite.provision(); err != nil {
+		t.Fatal(err)
+	}
+	h.cache = newRewriteCache(4)
+	body := "#EXTM3U\n" + strings.Repeat("#EXTINF:4,\nseg.ts?token=1\n", 20)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.WriteHeader(200)
+		for i := 0; i < len(body); i += 50 {
+			io.WriteString(w, body[i:min(i+50, len(body))])
+		}
+		return nil
+	})
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, httptest.NewRequest("GET", "http://o.example/live/index.m3u8", nil), next); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Body.String() != body {
+		t.Fatalf("got %d bytes, want the %d-byte original", rec.Body.Len(), len(body))
 	}
 }
