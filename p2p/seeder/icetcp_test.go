@@ -19,15 +19,7 @@ func TestSeederOverICETCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcpMux.Close()
-	env := newTestEnv(t, func(c *Config) {
-		wc := loopbackWebRTC(t)
-		wc.TCPMux = tcpMux
-		api, err := NewAPI(wc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.API = api
-	})
+	env := newTestEnv(t, withWebRTC(t, func(wc *WebRTCConfig) { wc.TCPMux = tcpMux }))
 	ih, ms := demoSwarm(t)
 	env.seed(demoURL, ih)
 	b := newBrowser(t, env, ih)
@@ -61,15 +53,7 @@ func TestSeederOverICETCP(t *testing.T) {
 // TestSeederPublicIP: behind a 1:1 NAT the seeder's candidates carry the
 // configured public address instead of the host's.
 func TestSeederPublicIP(t *testing.T) {
-	env := newTestEnv(t, func(c *Config) {
-		wc := loopbackWebRTC(t)
-		wc.PublicIPs = []string{"203.0.113.7"}
-		api, err := NewAPI(wc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.API = api
-	})
+	env := newTestEnv(t, withWebRTC(t, func(wc *WebRTCConfig) { wc.PublicIPs = []string{"203.0.113.7"} }))
 	ih, _ := demoSwarm(t)
 	env.seed(demoURL, ih)
 	b := newBrowser(t, env, ih)
@@ -85,5 +69,19 @@ func TestSeederPublicIP(t *testing.T) {
 	}
 	if _, err := NewAPI(WebRTCConfig{PublicIPs: []string{"not-an-ip"}}); err == nil {
 		t.Error("a bad public IP was accepted")
+	}
+}
+
+// withWebRTC gives the seeder of a test environment an API made from the
+// loopback settings as changed by mutate.
+func withWebRTC(t *testing.T, mutate func(*WebRTCConfig)) func(*Config) {
+	return func(c *Config) {
+		wc := loopbackWebRTC(t)
+		mutate(&wc)
+		api, err := NewAPI(wc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.API = api
 	}
 }

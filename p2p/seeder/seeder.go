@@ -250,7 +250,7 @@ func (s *Seeder) AddStream(sc StreamConfig) (bool, error) {
 		return false, nil
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	st := &stream{s: s, cfg: sc, ctx: ctx, cancel: cancel, done: make(chan struct{}), loaded: make(chan struct{}), added: time.Now()}
+	st := &stream{s: s, cfg: sc, ctx: ctx, cancel: cancel, done: make(chan struct{}), loaded: make(chan struct{})}
 	s.streams[sc.URL] = st
 	s.wg.Add(1)
 	go func() {

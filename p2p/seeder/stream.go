@@ -18,10 +18,6 @@ type stream struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	loaded chan struct{} // closed once the swarms are registered
-	added  time.Time
-
-	// Set by run; read under s.mu only through stats.
-	swarms []*swarm
 }
 
 // run loads the manifest (retrying), registers the swarms and, for live
@@ -45,6 +41,7 @@ func (st *stream) run() {
 		}
 		retry = min(2*retry, s.cfg.ReloadInterval)
 	}
+	var swarms []*swarm
 	var followers []*follower
 	var dashGroups [][]*swarm
 	for _, ms := range p.Streams {
@@ -59,7 +56,7 @@ func (st *stream) run() {
 		if len(group) == 0 {
 			continue
 		}
-		st.swarms = append(st.swarms, group...)
+		swarms = append(swarms, group...)
 		switch {
 		case ms.Live && p.Format == manifest.FormatHLS:
 			followers = append(followers, &follower{st: st, p: p, live: manifest.NewLiveStream(p, ms), swarms: group})
@@ -78,10 +75,10 @@ func (st *stream) run() {
 		s.mapSegments(st.cfg.URL, ms.Segments, nil)
 	}
 	defer s.unmapStream(st.cfg.URL)
-	log.Info("seeding", zap.Int("swarms", len(st.swarms)), zap.Bool("live", len(followers) > 0 || p.Dynamic), zap.String("format", p.Format.String()))
-	s.addSwarms(st.swarms)
+	log.Info("seeding", zap.Int("swarms", len(swarms)), zap.Bool("live", len(followers) > 0 || p.Dynamic), zap.String("format", p.Format.String()))
+	s.addSwarms(swarms)
 	close(st.loaded)
-	defer s.removeSwarms(st.swarms)
+	defer s.removeSwarms(swarms)
 	if p.Dynamic {
 		(&mpdFollower{st: st, p: p, groups: dashGroups}).run(log)
 		return
