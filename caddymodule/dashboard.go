@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 )
 
 func init() {
@@ -68,12 +70,16 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if r.URL.Query().Get("format") == "json" {
-		data := DashboardData{Time: time.Now(), Streams: d.app.Offload()}
+		data := DashboardData{Time: time.Now()}
+		var st *seeder.Stats
 		if s := d.app.Seeder(); s != nil {
-			st := s.Stats()
+			v := s.Stats()
+			st = &v
 			data.PeerID, data.PeerConnections = st.PeerID, st.PeerConnections
 			data.CacheBytes, data.CacheHits, data.CacheMisses = st.Cache.Bytes, st.Cache.Hits, st.Cache.Misses
 		}
+		// One seeder snapshot serves both the header and the streams.
+		data.Streams = d.app.offload.snapshot(st, data.Time)
 		body, err := json.Marshal(data)
 		if err != nil {
 			return caddyhttp.Error(http.StatusInternalServerError, err)

@@ -159,7 +159,7 @@ func (h *ManifestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		}
 	}
 	bw := newManifestWriter(w, byPath, h.MaxSize)
-	bw.playerURL = requestURL(r)
+	bw.req = r
 	bw.lookup = h.cache.get
 	// A rewritten manifest gets its own validator; the 304 path must agree.
 	bw.suffixETag = h.Rewrite.active()
@@ -185,7 +185,7 @@ func (h *ManifestHandler) countHTTP(r *http.Request, bw *manifestWriter) {
 	if s == nil {
 		return
 	}
-	if stream, ok := streamOf(s, bw.playerURL); ok {
+	if stream, ok := streamOf(s, bw.url()); ok {
 		h.app.offload.addHTTP(stream, bw.written)
 	}
 }
@@ -193,7 +193,7 @@ func (h *ManifestHandler) countHTTP(r *http.Request, bw *manifestWriter) {
 // serveManifest rewrites and registers a buffered manifest and writes it.
 func (h *ManifestHandler) serveManifest(w http.ResponseWriter, r *http.Request, bw *manifestWriter) error {
 	hdr := w.Header()
-	playerURL := bw.playerURL
+	playerURL := bw.url()
 	var res rewriteResult
 	if bw.cached != nil {
 		// Found by its validators when the head arrived; the body
@@ -326,7 +326,9 @@ type manifestWriter struct {
 	suffixETag bool
 	// written counts body bytes passed through.
 	written int64
-	// playerURL is the manifest URL as the player requested it.
+	// req is the client's request; url derives the player's URL from it
+	// once, only for the responses that need it.
+	req       *http.Request
 	playerURL string
 	// lookup finds a processed manifest by its key; when the head
 	// already identifies a cached version, cached is set and the body
@@ -339,6 +341,14 @@ type manifestWriter struct {
 
 func newManifestWriter(w http.ResponseWriter, pathKind manifestKind, limit int64) *manifestWriter {
 	return &manifestWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, pathKind: pathKind, limit: limit}
+}
+
+// url returns the URL the player requested (see requestURL).
+func (m *manifestWriter) url() string {
+	if m.playerURL == "" {
+		m.playerURL = requestURL(m.req)
+	}
+	return m.playerURL
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -367,7 +377,7 @@ func (m *manifestWriter) WriteHeader(status int) {
 		if err != nil || cl <= m.limit {
 			m.buffering = true
 			if err == nil && m.lookup != nil && headKeyable(hdr) {
-				if res, ok := m.lookup(rewriteKeyFromHead(m.playerURL, hdr.Get("ETag"), cl)); ok {
+				if res, ok := m.lookup(rewriteKeyFromHead(m.url(), hdr.Get("ETag"), cl)); ok {
 					m.cached, m.discard = &res, true
 					return
 				}
