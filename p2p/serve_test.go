@@ -19,7 +19,7 @@ import (
 // PeerConnection running an UploadSession, both in this process over
 // loopback.
 type serveHarness struct {
-	t              *testing.T
+	t              testing.TB
 	client, server *webrtc.PeerConnection
 	cdc, sdc       *webrtc.DataChannel
 	sess           *UploadSession
@@ -67,7 +67,7 @@ func newServeAPI() *webrtc.API {
 
 // newServeHarness connects the peers, starts the session with src and
 // opts, and announces ids before the channel opens.
-func newServeHarness(t *testing.T, src SegmentSource, opts UploadOptions, ids []int64) *serveHarness {
+func newServeHarness(t testing.TB, src SegmentSource, opts UploadOptions, ids []int64) *serveHarness {
 	t.Helper()
 	h := &serveHarness{t: t, msgs: make(chan []byte, 8192), release: make(chan struct{})}
 	api := newServeAPI()
@@ -634,5 +634,23 @@ func TestServeUploadBudget(t *testing.T) {
 	}
 	if el := time.Since(start); el < 1500*time.Millisecond {
 		t.Fatalf("300 KiB at 100 KiB/s took %v", el)
+	}
+}
+
+// BenchmarkRequestToHeader measures one request's round trip to its
+// SegmentData header between two pion peers in this process, with nothing
+// else running: the floor under uploadbench's request-to-first-chunk time.
+func BenchmarkRequestToHeader(b *testing.B) {
+	h := newServeHarness(b, serveTestSource(map[int64][]byte{1: serveTestData(3000)}),
+		UploadOptions{MaxRequestsPerSecond: 1e9, RequestBurst: 1 << 30}, []int64{1})
+	h.nextCommand()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.send(SegmentRequest{ID: 1, RequestID: int64(i + 1)})
+		h.nextCommand() // header
+		b.StopTimer()
+		h.next()        // payload
+		h.nextCommand() // completion
+		b.StartTimer()
 	}
 }
