@@ -9,17 +9,24 @@ import (
 	"time"
 )
 
-// outFrame is one queued frame: a text message or a control frame.
+// outFrame is one queued frame: a text message or a control frame, or with
+// op opFramed the unwritten rest of a frame already encoded.
 type outFrame struct {
 	op      byte
 	payload []byte
 }
 
-// conn is one client WebSocket. Its goroutine waits for the socket to become
-// readable, reads what is there into a pooled buffer, and runs the protocol
-// on the complete messages. Writes go through a bounded queue drained by a
-// writer goroutine that exists only while there is something to write, so
-// an idle socket costs one goroutine parked on a small stack and no buffers.
+// opFramed marks an outFrame whose payload is encoded frame bytes; it is no
+// WebSocket opcode (those are 4 bits).
+const opFramed = 0xFF
+
+// conn is one client WebSocket. On Linux an idle socket sits in the
+// tracker's epoll poller with no goroutine and no buffer; when data arrives
+// a short-lived goroutine reads it and runs the protocol on the complete
+// messages. A frame for a socket with nothing waiting is written at once by
+// whoever sends it, without blocking; only what the socket cannot take then
+// goes into a bounded queue, drained by a writer goroutine that exists only
+// while there is something to write.
 type conn struct {
 	t        *Tracker
 	nc       net.Conn
@@ -30,7 +37,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	queue      []outFrame
-	writing    bool
+	writing    bool // a sender or the writer goroutine owns the socket's write side
 	closing    bool // a close frame is queued; nothing may follow it
 	closed     bool
 	readerDone bool // finish ran: whoever of reader and writer ends last closes the socket
@@ -42,6 +49,7 @@ type conn struct {
 	inFlight atomic.Bool
 	finished atomic.Bool
 	lastRead atomic.Int64 // unix nanoseconds of the last data read, for idle timeouts
+	lastPing int64        // unix nanoseconds of the last ping; owned by the janitor
 
 	// Owned by the reader goroutine.
 	pairs     []pair
@@ -49,6 +57,7 @@ type conn struct {
 	lastToken int64 // unix nanoseconds
 	lastDeny  int64 // unix nanoseconds of the last rate-limit reply
 	buf       []Endpoint
+	msg       []byte // scratch for outgoing messages; Send does not keep it
 	cfg       *Config
 
 	// local, for an in-process peer (see LocalPeer), receives what would
@@ -67,16 +76,24 @@ type pair struct {
 // tracker buffer without bound.
 func (c *conn) Send(msg []byte) bool {
 	if c.local != nil {
-		return c.local(msg)
+		return c.local(append([]byte(nil), msg...))
 	}
-	return c.enqueue(outFrame{opText, msg}, false)
+	return c.enqueue(opText, msg, false)
 }
 
-func (c *conn) enqueue(f outFrame, last bool) bool {
+// enqueue sends one frame. payload is not kept: the frame is written at once
+// when nothing else is being written, else a copy is queued. last marks a
+// close frame, after which nothing more is sent.
+func (c *conn) enqueue(op byte, payload []byte, last bool) bool {
 	c.mu.Lock()
 	if c.closed || c.closing {
 		c.mu.Unlock()
 		return false
+	}
+	if !c.writing && c.raw != nil && !last {
+		c.writing = true
+		c.mu.Unlock()
+		return c.writeNow(op, payload)
 	}
 	if len(c.queue) >= c.t.config().WriteQueue && !last {
 		c.closed = true
@@ -87,7 +104,7 @@ func (c *conn) enqueue(f outFrame, last bool) bool {
 		c.abort()
 		return false
 	}
-	c.queue = append(c.queue, f)
+	c.queue = append(c.queue, outFrame{op, append([]byte(nil), payload...)})
 	if last {
 		c.closing = true
 	}
@@ -99,6 +116,61 @@ func (c *conn) enqueue(f outFrame, last bool) bool {
 		go c.writeLoop()
 	}
 	return true
+}
+
+// writeNow writes one frame without waiting, by the caller that took the
+// write side in enqueue. What the socket does not take, and whatever other
+// senders queued meanwhile, is left to a writer goroutine. Most frames go out
+// here, with no copy, no goroutine and no timer.
+func (c *conn) writeNow(op byte, payload []byte) bool {
+	out := getBuffer()
+	*out = appendFrame(*out, op, payload)
+	n, err := writeNonBlocking(c.raw, *out)
+	var rest []byte
+	if err == nil && n < len(*out) {
+		rest = append([]byte(nil), (*out)[n:]...)
+	}
+	putBuffer(out)
+	if err != nil {
+		c.writeFailed()
+		return false
+	}
+	c.mu.Lock()
+	if rest != nil && !c.closed {
+		c.queue = append(c.queue, outFrame{})
+		copy(c.queue[1:], c.queue)
+		c.queue[0] = outFrame{opFramed, rest}
+	}
+	if len(c.queue) > 0 && !c.closed {
+		c.mu.Unlock()
+		c.t.wg.Add(1)
+		go c.writeLoop()
+		return true
+	}
+	c.writing = false
+	c.queue = nil
+	done := c.readerDone
+	c.mu.Unlock()
+	if done {
+		c.nc.Close()
+	}
+	return true
+}
+
+// writeFailed ends the write side after a failed write and makes sure the
+// socket is closed: by the reader's cleanup, or here if that already ran.
+func (c *conn) writeFailed() {
+	c.mu.Lock()
+	c.closed = true
+	c.writing = false
+	c.queue = nil
+	done := c.readerDone
+	c.mu.Unlock()
+	if done {
+		c.nc.Close()
+	} else {
+		c.abort()
+	}
 }
 
 // writeLoop writes queued frames, all that are waiting in one write call,
@@ -123,7 +195,11 @@ func (c *conn) writeLoop() {
 		out := getBuffer()
 		closeAfter := false
 		for i, f := range batch {
-			*out = appendFrame(*out, f.op, f.payload)
+			if f.op == opFramed {
+				*out = append(*out, f.payload...)
+			} else {
+				*out = appendFrame(*out, f.op, f.payload)
+			}
 			closeAfter = closeAfter || f.op == opClose
 			batch[i] = outFrame{}
 		}
@@ -131,17 +207,7 @@ func (c *conn) writeLoop() {
 		_, err := c.nc.Write(*out)
 		putBuffer(out)
 		if err != nil || closeAfter {
-			c.mu.Lock()
-			c.closed = true
-			c.writing = false
-			c.queue = nil
-			done := c.readerDone
-			c.mu.Unlock()
-			if done {
-				c.nc.Close()
-			} else {
-				c.abort()
-			}
+			c.writeFailed() // after a close frame, this closes the socket too
 			return
 		}
 	}
@@ -149,12 +215,12 @@ func (c *conn) writeLoop() {
 
 // ping queues a ping. Pings share the queue so a stuck socket fills it and
 // is dropped like any slow reader.
-func (c *conn) ping() { c.enqueue(outFrame{op: opPing}, false) }
+func (c *conn) ping() { c.enqueue(opPing, nil, false) }
 
 // closeWith queues a close frame after whatever is queued and makes sure the
 // socket is closed within a second even if the peer stops reading.
 func (c *conn) closeWith(code int, reason string) {
-	if c.enqueue(outFrame{opClose, closePayload(code, reason)}, true) {
+	if c.enqueue(opClose, closePayload(code, reason), true) {
 		time.AfterFunc(time.Second, c.abort)
 		return
 	}
@@ -283,14 +349,19 @@ func (c *conn) finish() {
 // onText implements frameHandler.
 func (c *conn) onText(msg []byte) {
 	c.cfg = c.t.config()
+	scratch := getBuffer()
+	c.msg = *scratch
 	if c.allow(c.cfg) {
 		c.handle(msg, c.cfg)
 	}
+	*scratch = c.msg
+	c.msg = nil
+	putBuffer(scratch)
 }
 
 // onPing implements frameHandler.
 func (c *conn) onPing(payload []byte) {
-	c.enqueue(outFrame{opPong, append([]byte(nil), payload...)}, false)
+	c.enqueue(opPong, payload, false)
 }
 
 // onPong implements frameHandler; the read deadline moves with every read.
@@ -323,7 +394,8 @@ func (c *conn) allow(cfg *Config) bool {
 	c.t.stats.failures[failRateLimited].Add(1)
 	if now-c.lastDeny >= int64(time.Second) {
 		c.lastDeny = now
-		c.Send(appendFailure(nil, &requestError{action: actionAnnounce, reason: "rate limit exceeded: message dropped"}))
+		c.msg = appendFailure(c.msg[:0], &requestError{action: actionAnnounce, reason: "rate limit exceeded: message dropped"})
+		c.Send(c.msg)
 	}
 	return false
 }
@@ -348,7 +420,8 @@ func (c *conn) handle(data []byte, cfg *Config) {
 
 func (c *conn) fail(kind failureKind, e *requestError) {
 	c.t.stats.failures[kind].Add(1)
-	c.Send(appendFailure(nil, e))
+	c.msg = appendFailure(c.msg[:0], e)
+	c.Send(c.msg)
 }
 
 func (c *conn) owns(ih, peerID string) int {
@@ -382,7 +455,8 @@ func (c *conn) announce(req *request, cfg *Config) {
 			c.pairs = append(c.pairs[:idx], c.pairs[idx+1:]...)
 		}
 		entry, _ := t.swarms.Scrape(ih)
-		c.Send(appendAnnounceResponse(nil, ih, Counts{entry.Complete, entry.Incomplete}, int(cfg.AnnounceInterval/time.Second)))
+		c.msg = appendAnnounceResponse(c.msg[:0], ih, Counts{entry.Complete, entry.Incomplete}, int(cfg.AnnounceInterval/time.Second))
+		c.Send(c.msg)
 		return
 	}
 	if idx < 0 && len(c.pairs) >= cfg.MaxSwarmsPerConn {
@@ -405,12 +479,14 @@ func (c *conn) announce(req *request, cfg *Config) {
 			t.stats.answersUndeliverable.Add(1)
 			return
 		}
-		if to.Send(appendRelayed(nil, "answer", ih, peerID, *req.OfferID, req.Answer)) {
+		c.msg = appendRelayed(c.msg[:0], "answer", ih, peerID, *req.OfferID, req.Answer)
+		if to.Send(c.msg) {
 			t.stats.answersRelayed.Add(1)
 		}
 		return
 	}
-	c.Send(appendAnnounceResponse(nil, ih, counts, int(cfg.AnnounceInterval/time.Second)))
+	c.msg = appendAnnounceResponse(c.msg[:0], ih, counts, int(cfg.AnnounceInterval/time.Second))
+	c.Send(c.msg)
 	if len(req.Offers) == 0 {
 		return
 	}
@@ -437,7 +513,8 @@ func (c *conn) announce(req *request, cfg *Config) {
 		}
 		o := &req.Offers[sent]
 		sent++
-		if ep.Send(appendRelayed(nil, "offer", ih, peerID, o.OfferID, o.Offer)) {
+		c.msg = appendRelayed(c.msg[:0], "offer", ih, peerID, o.OfferID, o.Offer)
+		if ep.Send(c.msg) {
 			t.stats.offersRelayed.Add(1)
 		}
 	}
@@ -474,7 +551,8 @@ func (c *conn) scrape(req *request, cfg *Config) {
 			files = append(files, e)
 		}
 	}
-	c.Send(appendScrapeResponse(nil, files, int(cfg.AnnounceInterval/time.Second)))
+	c.msg = appendScrapeResponse(c.msg[:0], files, int(cfg.AnnounceInterval/time.Second))
+	c.Send(c.msg)
 }
 
 // originAllowed reports whether origin is in the list (an empty list or

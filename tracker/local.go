@@ -20,8 +20,9 @@ type LocalPeer struct {
 
 // AttachLocal connects an in-process peer. deliver receives every message
 // the tracker would write to a socket (announce responses, relayed offers
-// and answers, failures); it is called from other peers' request handling
-// and must not block: it reports false to drop a message it cannot take.
+// and answers, failures), each in a slice of its own that it may keep; it
+// is called from other peers' request handling and must not block: it
+// reports false to drop a message it cannot take.
 func (t *Tracker) AttachLocal(deliver func(msg []byte) bool) *LocalPeer {
 	return &LocalPeer{c: &conn{t: t, remoteIP: "local", local: deliver}}
 }

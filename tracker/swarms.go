@@ -14,8 +14,9 @@ import (
 // implementation of Swarms can hand out Endpoints that forward to the node
 // holding the socket.
 type Endpoint interface {
-	// Send queues msg, a complete JSON text message, for the socket. It
-	// reports false when the socket is gone or has been dropped.
+	// Send sends msg, a complete JSON text message, to the socket, or
+	// queues a copy: the caller may reuse msg once Send returns. It reports
+	// false when the socket is gone or has been dropped.
 	Send(msg []byte) bool
 }
 

@@ -299,11 +299,18 @@ func (t *Tracker) removeConn(c *conn) {
 }
 
 // janitor pings sockets and expires peers that stopped re-announcing.
+//
+// Only a socket from which nothing arrived for a ping interval is pinged,
+// and at most once per interval: active peers need no pings, and since
+// each socket's silence starts at its own last message the pings spread
+// over time instead of going out to every socket in the same second (with
+// tens of thousands of sockets such a burst delays relays by a tenth of a
+// second or more).
 func (t *Tracker) janitor() {
 	defer t.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastPing, lastExpire time.Time
+	var lastExpire time.Time
 	var batch []*conn
 	for {
 		select {
@@ -311,25 +318,21 @@ func (t *Tracker) janitor() {
 			return
 		case now := <-tick.C:
 			cfg := t.config()
-			// Ping every socket now and then; sockets the poller watches
-			// have no read deadline running, so close those silent for
-			// longer than the read timeout. One snapshot serves both.
-			ping := now.Sub(lastPing) >= cfg.PingInterval
-			if ping {
-				lastPing = now
-			}
-			if ping || t.poller != nil {
-				cut := now.Add(-cfg.ReadTimeout).UnixNano()
-				batch = t.snapshot(batch[:0])
-				for i, c := range batch {
-					if ping {
-						c.ping()
-					}
-					if t.poller != nil && c.lastRead.Load() < cut {
-						c.abort()
-					}
-					batch[i] = nil
+			pingCut := now.Add(-cfg.PingInterval).UnixNano()
+			// Sockets the poller watches have no read deadline running,
+			// so close those silent for longer than the read timeout.
+			readCut := now.Add(-cfg.ReadTimeout).UnixNano()
+			batch = t.snapshot(batch[:0])
+			for i, c := range batch {
+				last := c.lastRead.Load()
+				if last < pingCut && c.lastPing < pingCut {
+					c.lastPing = now.UnixNano()
+					c.ping()
 				}
+				if t.poller != nil && last < readCut {
+					c.abort()
+				}
+				batch[i] = nil
 			}
 			if now.Sub(lastExpire) >= cfg.PeerTimeout/4 {
 				lastExpire = now

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,5 +443,124 @@ func TestLocalPeer(t *testing.T) {
 	}
 	if err := lp.Handle([]byte(announce(ih, "-CP0001-localpeer001", 0, ""))); err == nil {
 		t.Error("Handle after Close succeeded")
+	}
+}
+
+// TestPingsGoToSilentSocketsOnly checks the keep-alive: a socket silent for
+// a ping interval is pinged and kept open by its pongs, a socket that sends
+// messages is never pinged, and one that answers nothing is closed after
+// the read timeout.
+func TestPingsGoToSilentSocketsOnly(t *testing.T) {
+	tr, url := startTracker(t, Config{PingInterval: time.Second, ReadTimeout: 3 * time.Second})
+	pingCounter := func(c *client) (*atomic.Int32, chan error) {
+		var n atomic.Int32
+		ended := make(chan error, 1)
+		c.ws.SetPingHandler(func(data string) error {
+			n.Add(1)
+			return c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				if _, _, err := c.ws.ReadMessage(); err != nil {
+					ended <- err
+					return
+				}
+			}
+		}()
+		return &n, ended
+	}
+	idle := dial(t, url)
+	idlePings, idleEnded := pingCounter(idle)
+	active := dial(t, url)
+	activePings, activeEnded := pingCounter(active)
+	mute := dial(t, url) // never reads, so never answers a ping
+
+	stop := time.Now().Add(4500 * time.Millisecond)
+	for time.Now().Before(stop) {
+		// WriteControl (the pong) may run concurrently with WriteMessage.
+		if err := active.ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"scrape","info_hash":"`+specInfoHash+`"}`)); err != nil {
+			t.Fatalf("active socket: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n := activePings.Load(); n != 0 {
+		t.Errorf("a socket that sends messages got %d pings", n)
+	}
+	if n := idlePings.Load(); n < 1 {
+		t.Errorf("a silent socket got no ping in 4.5 s with a 1 s ping interval")
+	}
+	for name, ended := range map[string]chan error{"idle": idleEnded, "active": activeEnded} {
+		select {
+		case err := <-ended:
+			t.Errorf("%s socket closed: %v", name, err)
+		default:
+		}
+	}
+	mute.ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		if _, _, err := mute.ws.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("a socket that answered nothing for 4.5 s is still open (read timeout 3 s)")
+			}
+			break
+		}
+	}
+	if got := tr.Stats().Connections; got != 2 {
+		t.Errorf("connections: %d, want 2", got)
+	}
+}
+
+// TestLargeRelaysArriveWholeAndInOrder fills a receiver's socket from
+// several senders at once, so that frames go out partly at once and partly
+// through the queue while other frames are queued behind them: every offer
+// must still arrive whole, and each sender's in order.
+func TestLargeRelaysArriveWholeAndInOrder(t *testing.T) {
+	_, url := startTracker(t, Config{MessagesPerSecond: -1, MaxMessageSize: 1 << 20})
+	const senders, each = 4, 8 // 32 x 300 KB: more than loopback socket buffers hold
+	// One swarm per sender, each holding B and that sender, so that every
+	// offer goes to B.
+	b := dial(t, url)
+	swarm := func(s int) string { return fmt.Sprintf("swarm-%014d", s) }
+	for s := 0; s < senders; s++ {
+		b.send(announce(swarm(s), specPeerB, 0, ""))
+		b.recv()
+	}
+	done := make(chan error, senders)
+	for s := 0; s < senders; s++ {
+		a := dial(t, url)
+		peer := fmt.Sprintf("-PM0203-sender%06d", s)
+		a.send(announce(swarm(s), peer, 0, ""))
+		a.recv()
+		go func() {
+			for i := 0; i < each; i++ {
+				sdp := fmt.Sprintf("%d%02d", s, i) + strings.Repeat("x", 300<<10)
+				msg := `{"action":"announce","info_hash":"` + swarm(s) + `","peer_id":"` + peer + `","numwant":1,"offers":[{"offer":{"type":"offer","sdp":"` + sdp + `"},"offer_id":"01234567890123456789"}]}`
+				if err := a.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for s := 0; s < senders; s++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the tracker's queue for B build up
+	next := make([]int, senders)
+	for i := 0; i < senders*each; i++ {
+		m := b.recv()
+		sdp, _ := m["offer"].(map[string]any)["sdp"].(string)
+		if len(sdp) != 3+300<<10 {
+			t.Fatalf("offer %d: %d bytes", i, len(sdp))
+		}
+		var s, n int
+		fmt.Sscanf(sdp[:3], "%1d%02d", &s, &n)
+		if s >= senders || n != next[s] {
+			t.Fatalf("offer %d: %.3q out of order (want sender %d's %d)", i, sdp, s, next[s%senders])
+		}
+		next[s]++
 	}
 }

@@ -13,3 +13,7 @@ func waitReadable(syscall.RawConn) error { return nil }
 
 // shutdownSocket is not available here; the caller closes the connection.
 func shutdownSocket(syscall.RawConn) error { return errors.New("shutdown not supported") }
+
+// writeNonBlocking writes nothing here: every frame takes the queue and the
+// writer goroutine.
+func writeNonBlocking(syscall.RawConn, []byte) (int, error) { return 0, nil }

@@ -23,3 +23,23 @@ func waitReadable(rc syscall.RawConn) error {
 func shutdownSocket(rc syscall.RawConn) error {
 	return rc.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
 }
+
+// writeNonBlocking writes what the socket takes now, without waiting. It
+// returns the bytes written; a full socket buffer is not an error.
+func writeNonBlocking(rc syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	// Control, not Write: RawConn.Write fails once a write deadline set by
+	// an earlier blocking write has passed, and this write never waits.
+	err := rc.Control(func(fd uintptr) { n, werr = syscall.Write(int(fd), b) })
+	if n < 0 {
+		n = 0
+	}
+	if err != nil {
+		return n, err
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		werr = nil
+	}
+	return n, werr
+}
