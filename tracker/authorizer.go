@@ -19,7 +19,9 @@ type AuthRequest struct {
 // Authorizer decides whether a client may use a swarm. An error denies the
 // request; its text becomes the failure reason sent to the client, so it
 // should be short and must not leak secrets. Authorize is called for every
-// announce and for every swarm a scrape names, so it must be fast.
+// announce and for every swarm a scrape names, on the event loop that
+// serves the socket, so it must be fast and must not block (no network or
+// disk I/O: keep what it needs in memory).
 type Authorizer interface {
 	Authorize(ctx context.Context, req AuthRequest) error
 }

@@ -20,10 +20,10 @@ type outFrame struct {
 // WebSocket opcode (those are 4 bits).
 const opFramed = 0xFF
 
-// conn is one client WebSocket. On Linux an idle socket sits in the
-// tracker's epoll poller with no goroutine and no buffer; when data arrives
-// a short-lived goroutine reads it and runs the protocol on the complete
-// messages. A frame for a socket with nothing waiting is written at once by
+// conn is one client WebSocket. On Linux an idle socket sits in one of the
+// tracker's epoll loops with no goroutine and no buffer; when data arrives
+// that loop reads it and runs the protocol on the complete messages (see
+// poller). A frame for a socket with nothing waiting is written at once by
 // whoever sends it, without blocking; only what the socket cannot take then
 // goes into a bounded queue, drained by a writer goroutine that exists only
 // while there is something to write.
@@ -42,11 +42,12 @@ type conn struct {
 	closed     bool
 	readerDone bool // finish ran: whoever of reader and writer ends last closes the socket
 
-	// Poller registration (Linux): pollID names the socket to the poller;
-	// inFlight is set while a goroutine reads the socket or finishes it.
+	// Poller registration (Linux): the loop that owns the socket and the
+	// socket's id there. pending holds a partial frame between reads.
 	polled   bool
+	loop     *pollLoop
 	pollID   uint64
-	inFlight atomic.Bool
+	pending  *[]byte
 	finished atomic.Bool
 	lastRead atomic.Int64 // unix nanoseconds of the last data read, for idle timeouts
 	lastPing int64        // unix nanoseconds of the last ping; owned by the janitor
@@ -245,43 +246,28 @@ func (c *conn) abort() {
 }
 
 // readLoop runs the protocol until the socket closes, then removes
-// everything the socket held. A goroutine that has processed messages has a
-// grown stack and Go only shrinks stacks during GC, which an idle tracker
-// rarely runs; so once a batch of messages is done, the next wait for data
-// is handed to a fresh goroutine, whose stack starts small and stays
-// shallow while parked. That is most of the memory an idle peer costs.
+// everything the socket held; sockets the poller does not watch (TLS, other
+// platforms) use it. A goroutine that has processed messages has a grown
+// stack and Go only shrinks stacks during GC, which an idle tracker rarely
+// runs; so once a batch of messages is done, the next wait for data is
+// handed to a fresh goroutine, whose stack starts small and stays shallow
+// while parked.
 func (c *conn) readLoop() {
-	if c.readSome(true) {
+	if c.readSome() {
 		go c.readLoop() // the WaitGroup count passes to the new goroutine
 		return
 	}
 	c.finish()
 }
 
-// serveReady runs when the poller saw data on the socket: it reads and
-// handles what arrived and hands the socket back to the poller.
-func (c *conn) serveReady() {
-	if c.readSome(false) {
-		c.inFlight.Store(false)
-		if c.t.poller.rearm(c) == nil {
-			return
-		}
-		if !c.inFlight.CompareAndSwap(false, true) {
-			return // the poller is finishing it
-		}
-	}
-	c.finish()
-}
-
-// readSome waits for data (when wait is set), then reads and handles
-// messages until no partial frame is left. It reports whether the socket
-// is still open.
-func (c *conn) readSome(wait bool) bool {
+// readSome waits for data, then reads and handles messages until no
+// partial frame is left. It reports whether the socket is still open.
+func (c *conn) readSome() bool {
 	t := c.t
 	c.cfg = t.config()
 	c.parser.maxMessage = int(c.cfg.MaxMessageSize)
 	c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
-	if wait && c.raw != nil {
+	if c.raw != nil {
 		// Park without a buffer until there is something to read.
 		if err := waitReadable(c.raw); err != nil {
 			return false
@@ -296,28 +282,37 @@ func (c *conn) readSome(wait bool) bool {
 		}
 		n, err := c.nc.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if n > 0 {
-			c.lastRead.Store(time.Now().UnixNano())
-			used, ferr := c.parser.parse(b, c)
-			if ferr != nil {
-				if ferr.code == closeTooBig || ferr.code == closeUnsupported {
-					t.stats.failures[failInvalid].Add(1)
-				}
-				c.closeWith(ferr.code, ferr.reason)
-				return false
-			}
-			b = b[:copy(b, b[used:])]
-		}
 		*pending = b
+		if n > 0 && !c.consume(pending) {
+			return false
+		}
 		if err != nil || c.parser.closed {
 			return false
 		}
-		if len(b) == 0 {
+		if len(*pending) == 0 {
 			return true
 		}
 		// A partial frame: wait for the rest, within the read deadline.
 		c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
 	}
+}
+
+// consume handles the complete frames at the start of *buf and keeps the
+// rest (a partial frame) there. It reports false when a frame was bad; the
+// socket is then being closed.
+func (c *conn) consume(buf *[]byte) bool {
+	b := *buf
+	c.lastRead.Store(time.Now().UnixNano())
+	used, ferr := c.parser.parse(b, c)
+	if ferr != nil {
+		if ferr.code == closeTooBig || ferr.code == closeUnsupported {
+			c.t.stats.failures[failInvalid].Add(1)
+		}
+		c.closeWith(ferr.code, ferr.reason)
+		return false
+	}
+	*buf = b[:copy(b, b[used:])]
+	return true
 }
 
 // finish forgets the socket and closes it, or leaves that to an active
@@ -330,6 +325,10 @@ func (c *conn) finish() {
 	c.t.removeConn(c)
 	if c.polled {
 		c.t.poller.remove(c) // before the socket can be closed
+		if c.pending != nil {
+			putBuffer(c.pending)
+			c.pending = nil
+		}
 	}
 	c.mu.Lock()
 	c.readerDone = true

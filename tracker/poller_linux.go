@@ -4,58 +4,80 @@ package tracker
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
-// poller watches idle sockets with one epoll instance, so that an idle
-// connection costs no goroutine at all. Each registration is one-shot:
-// when a socket becomes readable the poller hands it to a short-lived
-// goroutine, which reads and handles what arrived and re-arms it. Level
-// triggering means data that arrives before the re-arm is reported at once.
+// poller watches the tracker's plain TCP sockets with epoll, in one loop
+// per CPU (GOMAXPROCS), each loop owning the sockets registered with it. A
+// loop reads a ready socket and runs the protocol on what arrived in place:
+// no goroutine per message and, since only the owning loop ever reads a
+// socket, level triggering with no re-arm after each read. An idle socket
+// costs no goroutine and no buffer.
+//
+// Because a loop handles messages itself, nothing on that path may block:
+// sends write without waiting or queue (see conn.enqueue), and authorizers
+// must answer from memory.
 type poller struct {
-	epfd  int
-	mu    sync.Mutex
-	conns map[uint64]*conn
-	next  uint64
+	loops []*pollLoop
+	next  atomic.Uint32
+}
+
+// pollLoop is one epoll instance and the goroutine that serves it.
+type pollLoop struct {
+	epfd   int
+	mu     sync.Mutex
+	conns  map[uint64]*conn
+	nextID uint64
+
+	// The loop's read call, made once so a read allocates nothing.
+	readBuf []byte
+	readN   int
+	readErr error
+	readFn  func(fd uintptr)
 }
 
 func newPoller() (*poller, error) {
-	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, err
+	p := &poller{}
+	for range runtime.GOMAXPROCS(0) {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			for _, l := range p.loops {
+				syscall.Close(l.epfd)
+			}
+			return nil, err
+		}
+		l := &pollLoop{epfd: fd, conns: make(map[uint64]*conn)}
+		l.readFn = func(fd uintptr) { l.readN, l.readErr = syscall.Read(int(fd), l.readBuf) }
+		p.loops = append(p.loops, l)
 	}
-	return &poller{epfd: fd, conns: make(map[uint64]*conn)}, nil
+	return p, nil
 }
 
-const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
-
-// ctl applies op to c's socket. The socket is reached through RawConn, so
-// a socket that was already closed is never touched (its number may have
-// been reused).
-func (p *poller) ctl(op int, c *conn) error {
+// add registers c with one of the loops, in turn; its messages are then
+// handled by that loop.
+func (p *poller) add(c *conn) error {
+	l := p.loops[int(p.next.Add(1))%len(p.loops)]
+	l.mu.Lock()
+	l.nextID++
+	c.pollID = l.nextID
+	c.loop = l
+	l.conns[c.pollID] = c
+	l.mu.Unlock()
 	var cerr error
 	err := c.raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(c.pollID)), Pad: int32(uint32(c.pollID >> 32))}
-		cerr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(uint32(c.pollID)), Pad: int32(uint32(c.pollID >> 32))}
+		cerr = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = cerr
 	}
-	return cerr
-}
-
-// add registers c; its readiness is then reported to serveReady.
-func (p *poller) add(c *conn) error {
-	p.mu.Lock()
-	p.next++
-	c.pollID = p.next
-	p.conns[c.pollID] = c
-	p.mu.Unlock()
-	if err := p.ctl(syscall.EPOLL_CTL_ADD, c); err != nil {
-		p.mu.Lock()
-		delete(p.conns, c.pollID)
-		p.mu.Unlock()
+	if err != nil {
+		l.mu.Lock()
+		delete(l.conns, c.pollID)
+		l.mu.Unlock()
 		return err
 	}
 	return nil
@@ -63,54 +85,133 @@ func (p *poller) add(c *conn) error {
 
 // count returns the number of registered sockets.
 func (p *poller) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
+	n := 0
+	for _, l := range p.loops {
+		l.mu.Lock()
+		n += len(l.conns)
+		l.mu.Unlock()
+	}
+	return n
 }
 
-func (p *poller) rearm(c *conn) error { return p.ctl(syscall.EPOLL_CTL_MOD, c) }
-
-// remove unregisters c; call it before closing the socket.
+// remove unregisters c; call it before closing the socket. The socket is
+// reached through RawConn, so one already closed is never touched (its
+// number may have been reused).
 func (p *poller) remove(c *conn) {
-	p.ctl(syscall.EPOLL_CTL_DEL, c)
-	p.mu.Lock()
-	delete(p.conns, c.pollID)
-	p.mu.Unlock()
+	l := c.loop
+	c.raw.Control(func(fd uintptr) { syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) })
+	l.mu.Lock()
+	delete(l.conns, c.pollID)
+	l.mu.Unlock()
 }
 
-// run dispatches readiness until ctx ends, then finishes the sockets still
+// run serves every loop until ctx ends, then finishes the sockets still
 // registered (by then they have all been shut down by Tracker.Close).
 func (p *poller) run(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
-	defer syscall.Close(p.epfd)
-	events := make([]syscall.EpollEvent, 256)
+	var loops sync.WaitGroup
+	for _, l := range p.loops {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			l.run(ctx)
+		}()
+	}
+	loops.Wait()
+}
+
+func (l *pollLoop) run(ctx context.Context) {
+	defer syscall.Close(l.epfd)
+	events := make([]syscall.EpollEvent, 128)
 	for ctx.Err() == nil {
-		n, err := syscall.EpollWait(p.epfd, events, 200)
+		n, err := syscall.EpollWait(l.epfd, events, 200)
 		if err != nil && err != syscall.EINTR {
 			break
 		}
 		for i := 0; i < n; i++ {
 			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
-			p.mu.Lock()
-			c := p.conns[id]
-			p.mu.Unlock()
-			if c != nil && c.inFlight.CompareAndSwap(false, true) {
-				go c.serveReady()
+			l.mu.Lock()
+			c := l.conns[id]
+			l.mu.Unlock()
+			if c != nil && !c.readReady(l) {
+				c.finish()
 			}
 		}
 	}
-	p.mu.Lock()
-	left := make([]*conn, 0, len(p.conns))
-	for _, c := range p.conns {
+	l.mu.Lock()
+	left := make([]*conn, 0, len(l.conns))
+	for _, c := range l.conns {
 		left = append(left, c)
 	}
-	p.mu.Unlock()
+	l.mu.Unlock()
 	for _, c := range left {
-		if c.inFlight.CompareAndSwap(false, true) {
-			go c.finish()
-		}
+		c.finish()
 	}
+}
+
+// read reads what the socket has without waiting. It returns the bytes
+// read, or eof at the end of the stream; no data yet is neither.
+func (l *pollLoop) read(rc syscall.RawConn, b []byte) (n int, eof bool, err error) {
+	l.readBuf = b
+	cerr := rc.Control(l.readFn)
+	l.readBuf = nil
+	n, err = l.readN, l.readErr
+	switch {
+	case cerr != nil:
+		return 0, false, cerr
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	case n == 0:
+		return 0, true, nil
+	}
+	return n, false, nil
 }
 
 // pollerAvailable reports that this platform has a poller.
 const pollerAvailable = true
+
+// maxReadsPerEvent bounds the reads one readiness event gets, so a socket
+// that keeps sending cannot starve the others of its loop; level
+// triggering reports it again in the next round.
+const maxReadsPerEvent = 16
+
+// readReady runs on c's loop when the socket is readable: it reads what is
+// there without waiting and handles the complete messages. A partial frame
+// stays in c.pending until the rest arrives (the janitor closes sockets
+// silent for the read timeout). It reports whether the socket is still
+// open.
+func (c *conn) readReady(l *pollLoop) bool {
+	c.cfg = c.t.config()
+	c.parser.maxMessage = int(c.cfg.MaxMessageSize)
+	if c.pending == nil {
+		c.pending = getBuffer()
+	}
+	open := true
+	for range maxReadsPerEvent {
+		b := *c.pending
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow; the frame size limit bounds it
+		}
+		space := cap(b) - len(b)
+		n, eof, err := l.read(c.raw, b[len(b):cap(b)])
+		*c.pending = b[:len(b)+n]
+		if n > 0 && !c.consume(c.pending) {
+			open = false
+			break
+		}
+		if eof || err != nil || c.parser.closed {
+			open = false
+			break
+		}
+		if n < space {
+			break // drained for now
+		}
+	}
+	if len(*c.pending) == 0 {
+		putBuffer(c.pending)
+		c.pending = nil
+	}
+	return open
+}
