@@ -2,10 +2,13 @@ package tracker
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -562,5 +565,43 @@ func TestLargeRelaysArriveWholeAndInOrder(t *testing.T) {
 			t.Fatalf("offer %d: %.3q out of order (want sender %d's %d)", i, sdp, s, next[s%senders])
 		}
 		next[s]++
+	}
+}
+
+// TestTLSAndPlainSocketsRelayToEachOther runs one tracker behind a TLS and
+// a plain listener: a TLS socket has its own reader goroutine and queued
+// writes, a plain one sits in the poller and gets frames written at once.
+// Offers and answers must cross between the two.
+func TestTLSAndPlainSocketsRelayToEachOther(t *testing.T) {
+	tr, plainURL := startTracker(t, Config{})
+	tlsSrv := httptest.NewTLSServer(tr)
+	t.Cleanup(tlsSrv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(tlsSrv.Certificate())
+	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	ws, _, err := dialer.Dial("wss"+strings.TrimPrefix(tlsSrv.URL, "https"), nil)
+	if err != nil {
+		t.Fatalf("wss dial: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	a := &client{t: t, ws: ws} // over TLS
+	b := dial(t, plainURL)
+
+	b.send(announce(specInfoHash, specPeerB, 0, ""))
+	b.recv()
+	a.send(announce(specInfoHash, specPeerA, 1, ""))
+	if r := a.recv(); r["incomplete"] != 2.0 {
+		t.Fatalf("A's announce response: %v", r)
+	}
+	if m := b.recv(); m["peer_id"] != specPeerA || m["offer"] == nil {
+		t.Fatalf("B got %v, want A's offer", m)
+	}
+	b.send(`{"action":"announce","info_hash":"` + specInfoHash + `","peer_id":"` + specPeerB + `","to_peer_id":"` + specPeerA +
+		`","answer":{"type":"answer","sdp":"v=0\r\n"},"offer_id":"offer-id-00000000000"}`)
+	if m := a.recv(); m["peer_id"] != specPeerB || m["answer"] == nil {
+		t.Fatalf("A got %v, want B's answer", m)
+	}
+	if s := tr.Stats(); s.Connections != 2 || (pollerAvailable && s.PolledConnections != 1) {
+		t.Fatalf("connections %d, polled %d: want 2, of which the plain one polled", s.Connections, s.PolledConnections)
 	}
 }
