@@ -402,8 +402,9 @@ func (c *conn) allow(cfg *Config) bool {
 // handle processes one text message.
 func (c *conn) handle(data []byte, cfg *Config) {
 	t := c.t
-	req, err := decodeRequest(data, cfg)
-	if err != nil {
+	req := requestPool.Get().(*request)
+	defer putRequest(req)
+	if err := decodeInto(data, cfg, req); err != nil {
 		c.fail(failInvalid, err.(*requestError))
 		return
 	}

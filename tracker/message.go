@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -37,6 +38,26 @@ type request struct {
 	Answer       []byte // raw JSON; nil when absent
 	OfferID      *string
 	ToPeerID     *string
+
+	// Storage the pointer fields point into, so a pooled request decodes
+	// without allocating them.
+	peerID, event, offerID, toPeerID string
+	numwant, left                    float64
+}
+
+// requestPool recycles requests (and their offers arrays) between messages.
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+// putRequest returns req to the pool without its references into the
+// message it came from; a large offers array is dropped.
+func putRequest(req *request) {
+	offers := req.Offers[:cap(req.Offers)]
+	if len(offers) > 16 {
+		offers = nil
+	}
+	clear(offers)
+	*req = request{Offers: offers[:0]}
+	requestPool.Put(req)
 }
 
 type infoHashKind int
@@ -70,12 +91,20 @@ var errNotText = errors.New("binary frames are not part of the protocol")
 // known field whose value had the wrong JSON type (the rest of the message
 // is still read, as encoding/json does).
 func parseRequest(data []byte) (req request, typeErrField string, err error) {
+	typeErrField, err = parseInto(data, &req)
+	return req, typeErrField, err
+}
+
+// parseInto is parseRequest into req, which it resets first (keeping the
+// capacity of its offers array).
+func parseInto(data []byte, req *request) (typeErrField string, err error) {
+	*req = request{Offers: req.Offers[:0]}
 	s := scanner{data: data}
 	if s.peek() != '{' {
 		if s.skip(1) == nil && s.atEnd() {
-			return req, "", errNotObject
+			return "", errNotObject
 		}
-		return req, "", errSyntax
+		return "", errSyntax
 	}
 	wrong := func(name string) error {
 		if typeErrField == "" {
@@ -83,11 +112,12 @@ func parseRequest(data []byte) (req request, typeErrField string, err error) {
 		}
 		return s.skip(1)
 	}
-	optString := func(name string, dst **string) error {
+	optString := func(name string, dst **string, store *string, known ...string) error {
 		switch s.peek() {
 		case '"':
-			v, err := s.str()
-			*dst = &v
+			v, err := s.strKnown(known...)
+			*store = v
+			*dst = store
 			return err
 		case 'n':
 			*dst = nil
@@ -95,11 +125,12 @@ func parseRequest(data []byte) (req request, typeErrField string, err error) {
 		}
 		return wrong(name)
 	}
-	optNumber := func(name string, dst **float64) error {
+	optNumber := func(name string, dst **float64, store *float64) error {
 		switch c := s.peek(); {
 		case c == '-' || ('0' <= c && c <= '9'):
 			v, err := s.number()
-			*dst = &v
+			*store = v
+			*dst = store
 			return err
 		case c == 'n':
 			*dst = nil
@@ -107,13 +138,13 @@ func parseRequest(data []byte) (req request, typeErrField string, err error) {
 		}
 		return wrong(name)
 	}
-	err = s.object(func(key string) error {
-		switch key {
+	err = s.object(func(key []byte) error {
+		switch string(key) {
 		case "action":
 			if s.peek() != '"' {
-				return wrong(key)
+				return wrong("action")
 			}
-			v, err := s.str()
+			v, err := s.strKnown(actionAnnounce, actionScrape)
 			req.Action = v
 			return err
 		case "info_hash":
@@ -145,17 +176,17 @@ func parseRequest(data []byte) (req request, typeErrField string, err error) {
 			req.infoHashKind = infoHashOther
 			return s.skip(1)
 		case "peer_id":
-			return optString(key, &req.PeerID)
+			return optString("peer_id", &req.PeerID, &req.peerID)
 		case "event":
-			return optString(key, &req.Event)
+			return optString("event", &req.Event, &req.event, eventStarted, eventStopped, eventCompleted, eventUpdate)
 		case "offer_id":
-			return optString(key, &req.OfferID)
+			return optString("offer_id", &req.OfferID, &req.offerID)
 		case "to_peer_id":
-			return optString(key, &req.ToPeerID)
+			return optString("to_peer_id", &req.ToPeerID, &req.toPeerID)
 		case "numwant":
-			return optNumber(key, &req.Numwant)
+			return optNumber("numwant", &req.Numwant, &req.numwant)
 		case "left":
-			return optNumber(key, &req.Left)
+			return optNumber("left", &req.Left, &req.left)
 		case "answer":
 			if s.peek() == 'n' {
 				req.Answer = nil
@@ -171,15 +202,15 @@ func parseRequest(data []byte) (req request, typeErrField string, err error) {
 				return s.literal("null")
 			case '[':
 			default:
-				return wrong(key)
+				return wrong("offers")
 			}
 			return s.array(func() error {
 				if s.peek() != '{' {
-					return wrong(key)
+					return wrong("offers")
 				}
 				var o offer
-				err := s.object(func(k string) error {
-					switch k {
+				err := s.object(func(k []byte) error {
+					switch string(k) {
 					case "offer":
 						v, err := s.raw()
 						o.Offer = v
@@ -205,10 +236,14 @@ func parseRequest(data []byte) (req request, typeErrField string, err error) {
 	if err == nil && !s.atEnd() {
 		err = errSyntax
 	}
-	return req, typeErrField, err
+	return typeErrField, err
 }
 
-var errNotObject = errors.New("not a JSON object")
+var (
+	errNotObject = errors.New("not a JSON object")
+	errMissing   = errors.New("missing")
+	errNotString = errors.New("not a string")
+)
 
 const (
 	// maxScrapeList bounds the info_hashes kept from one scrape array; the
@@ -224,38 +259,48 @@ const (
 // returns a *requestError carrying whatever action and info_hash could be
 // read, so the reply can name them.
 func decodeRequest(data []byte, cfg *Config) (*request, error) {
+	req := new(request)
+	if err := decodeInto(data, cfg, req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decodeInto is decodeRequest into req, which may be a recycled one. Its
+// raw fields (offers, answer) point into data.
+func decodeInto(data []byte, cfg *Config, req *request) error {
 	if !utf8.Valid(data) {
 		// Raw values are relayed inside text frames, which browsers drop
 		// (closing their socket) when they are not UTF-8.
-		return nil, &requestError{action: actionAnnounce, reason: "invalid message: not valid UTF-8"}
+		return &requestError{action: actionAnnounce, reason: "invalid message: not valid UTF-8"}
 	}
-	req, typeErrField, err := parseRequest(data)
+	typeErrField, err := parseInto(data, req)
 	if err == errNotObject {
-		return nil, &requestError{action: actionAnnounce, reason: "invalid message: not a JSON object"}
+		return &requestError{action: actionAnnounce, reason: "invalid message: not a JSON object"}
 	}
 	if err != nil {
-		return nil, &requestError{action: actionAnnounce, reason: "invalid message: malformed JSON"}
+		return &requestError{action: actionAnnounce, reason: "invalid message: malformed JSON"}
 	}
 	action := req.Action
 	if action != actionAnnounce && action != actionScrape {
 		action = actionAnnounce
 	}
 	ih := ""
-	ihErr := errors.New("missing")
+	ihErr := errMissing
 	switch req.infoHashKind {
 	case infoHashString:
 		if ihErr = checkBinaryString(req.InfoHash); ihErr == nil {
 			ih = req.InfoHash
 		}
 	case infoHashArray, infoHashOther, infoHashTooMany:
-		ihErr = errors.New("not a string")
+		ihErr = errNotString
 	}
 	if typeErrField != "" {
-		return nil, &requestError{action: action, infoHash: ih,
+		return &requestError{action: action, infoHash: ih,
 			reason: fmt.Sprintf("invalid message: field %q has the wrong type", typeErrField)}
 	}
-	fail := func(format string, a ...any) (*request, error) {
-		return nil, &requestError{action: action, infoHash: ih, reason: fmt.Sprintf(format, a...)}
+	fail := func(format string, a ...any) error {
+		return &requestError{action: action, infoHash: ih, reason: fmt.Sprintf(format, a...)}
 	}
 	switch req.Action {
 	case actionAnnounce:
@@ -306,9 +351,9 @@ func decodeRequest(data []byte, cfg *Config) (*request, error) {
 				return fail("invalid offer_id: %v", err)
 			}
 		}
-		return &req, nil
+		return nil
 	case actionScrape:
-		return &req, nil
+		return nil
 	case "":
 		return fail("invalid message: missing action")
 	default:

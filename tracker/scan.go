@@ -379,9 +379,44 @@ func (s *scanner) raw() ([]byte, error) {
 	return s.data[start:s.pos], nil
 }
 
+// key reads an object key. It returns a slice of the input (valid until
+// the input changes) unless the key has escapes, which is rare.
+func (s *scanner) key() ([]byte, error) {
+	if s.peek() != '"' {
+		return nil, errSyntax
+	}
+	start := s.pos + 1
+	for i := start; i < len(s.data); i++ {
+		switch c := s.data[i]; {
+		case c == '"':
+			s.pos = i + 1
+			return s.data[start:i], nil
+		case c == '\\' || c < 0x20:
+			v, err := s.str()
+			return []byte(v), err
+		}
+	}
+	return nil, errSyntax
+}
+
+// strKnown reads a string that is usually one of known and then returns
+// that constant instead of allocating a copy.
+func (s *scanner) strKnown(known ...string) (string, error) {
+	if s.peek() == '"' {
+		rest := s.data[s.pos+1:]
+		for _, k := range known {
+			if len(rest) > len(k) && rest[len(k)] == '"' && string(rest[:len(k)]) == k {
+				s.pos += len(k) + 2
+				return k, nil
+			}
+		}
+	}
+	return s.str()
+}
+
 // object calls field for each member of an object; field must consume the
-// value.
-func (s *scanner) object(field func(key string) error) error {
+// value. key is only valid during the call.
+func (s *scanner) object(field func(key []byte) error) error {
 	if err := s.expect('{'); err != nil {
 		return err
 	}
@@ -390,7 +425,7 @@ func (s *scanner) object(field func(key string) error) error {
 		return nil
 	}
 	for {
-		key, err := s.str()
+		key, err := s.key()
 		if err != nil {
 			return err
 		}
