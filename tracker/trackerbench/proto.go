@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"github.com/caddy-p2p/caddy-p2p/tracker"
 	"math/rand/v2"
@@ -113,17 +112,37 @@ func binaryString(b []byte) string {
 	return string(r)
 }
 
-// appendRandom appends n random characters from alphabet.
-func appendRandom(dst []byte, alphabet string, n int) []byte {
+// randomBits hands out random bits, drawing 64 at a time: the SDP of every
+// offer has about 100 random characters, and one draw per character was a
+// tenth of the generator's CPU.
+type randomBits struct {
+	v uint64
+	n int
+}
+
+// take returns k (at most 64) random bits.
+func (r *randomBits) take(k int) uint64 {
+	if r.n < k {
+		r.v, r.n = rand.Uint64(), 64
+	}
+	v := r.v & (1<<k - 1)
+	r.v >>= k
+	r.n -= k
+	return v
+}
+
+// appendICEChars appends n random characters of iceChars (64 of them, so
+// 6 bits each).
+func appendICEChars(dst []byte, r *randomBits, n int) []byte {
 	for range n {
-		dst = append(dst, alphabet[rand.IntN(len(alphabet))])
+		dst = append(dst, iceChars[r.take(6)])
 	}
 	return dst
 }
 
 // appendUUID appends a random version 4 UUID, the form of Chromium's mDNS
 // host candidate names.
-func appendUUID(dst []byte) []byte {
+func appendUUID(dst []byte, r *randomBits) []byte {
 	const hex = "0123456789abcdef"
 	for i := range 36 {
 		switch i {
@@ -132,7 +151,7 @@ func appendUUID(dst []byte) []byte {
 		case 14:
 			dst = append(dst, '4')
 		default:
-			dst = append(dst, hex[rand.IntN(16)])
+			dst = append(dst, hex[r.take(4)])
 		}
 	}
 	return dst
@@ -150,8 +169,10 @@ const crlf = `\r\n`
 // candidates on two networks and one server-reflexive candidate) is about
 // 860 bytes and an answer (one of each) about 740 bytes, as in real traffic.
 func appendSDP(dst []byte, answer bool, sentNanos int64) []byte {
+	var r randomBits
 	port := 1024 + rand.IntN(64000)
-	host := appendUUID(nil)
+	var hostBuf [36]byte
+	host := appendUUID(hostBuf[:0], &r)
 	dst = append(dst, "v=0"+crlf+"o=- "...)
 	dst = strconv.AppendInt(dst, sentNanos, 10)
 	dst = append(dst, " 2 IN IP4 127.0.0.1"+crlf+"s=-"+crlf+"t=0 0"+crlf+
@@ -164,7 +185,7 @@ func appendSDP(dst []byte, answer bool, sentNanos int64) []byte {
 	dst = append(dst, crlf...)
 	candidate := func(prio int64, proto, addr string, cport int, typ string, network int) {
 		dst = append(dst, "a=candidate:"...)
-		dst = strconv.AppendUint(dst, uint64(rand.Uint32()), 10)
+		dst = strconv.AppendUint(dst, r.take(32), 10)
 		dst = append(dst, " 1 "...)
 		dst = append(dst, proto...)
 		dst = append(dst, ' ')
@@ -194,16 +215,16 @@ func appendSDP(dst []byte, answer bool, sentNanos int64) []byte {
 	}
 	candidate(1686052607, "udp", "203.0.113.", port, "srflx", 1)
 	dst = append(dst, "a=ice-ufrag:"...)
-	dst = appendRandom(dst, iceChars, 4)
+	dst = appendICEChars(dst, &r, 4)
 	dst = append(dst, crlf+"a=ice-pwd:"...)
-	dst = appendRandom(dst, iceChars, 24)
+	dst = appendICEChars(dst, &r, 24)
 	dst = append(dst, crlf+"a=fingerprint:sha-256 "...)
 	const hex = "0123456789ABCDEF"
 	for i := range 32 {
 		if i > 0 {
 			dst = append(dst, ':')
 		}
-		b := rand.IntN(256)
+		b := r.take(8)
 		dst = append(dst, hex[b>>4], hex[b&0xf])
 	}
 	if answer {
@@ -254,22 +275,6 @@ func appendAnswer(dst []byte, infoHash, peerID, toPeerID, offerID string, sentNa
 	dst = append(dst, `"},"offer_id":`...)
 	dst = tracker.AppendJSONString(dst, offerID)
 	return append(dst, '}')
-}
-
-// inMessage is a message from the tracker. Optional fields are pointers or
-// raw JSON so that an absent field can be told from an empty one; the SDP
-// objects stay raw because only their o= line is read.
-type inMessage struct {
-	Action   string          `json:"action"`
-	Failure  *string         `json:"failure reason"`
-	Warning  *string         `json:"warning message"`
-	InfoHash *string         `json:"info_hash"`
-	PeerID   *string         `json:"peer_id"`
-	OfferID  *string         `json:"offer_id"`
-	Offer    json.RawMessage `json:"offer"`
-	Answer   json.RawMessage `json:"answer"`
-	Interval *float64        `json:"interval"`
-	Complete *float64        `json:"complete"`
 }
 
 // sdpTimestamp reads the send time that appendSDP put in the o= line of the

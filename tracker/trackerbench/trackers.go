@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -281,7 +280,7 @@ func probe(ctx context.Context, url, origin string) error {
 		return fmt.Errorf("probe %s: no announce response: %w", url, err)
 	}
 	var m inMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := parseInMessage(data, &m); err != nil {
 		return fmt.Errorf("probe %s: bad announce response %.200q: %w", url, data, err)
 	}
 	if m.Failure != nil {

@@ -450,7 +450,7 @@ func (w *worker) handle(p *peer, data []byte) {
 	now := time.Now().UnixNano()
 	w.lastRecv.Store(now)
 	var m inMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := parseInMessage(data, &m); err != nil {
 		w.update(func(s *Stats) {
 			s.BytesReceived += int64(len(data))
 			s.BadMessages++
