@@ -605,3 +605,34 @@ func TestTLSAndPlainSocketsRelayToEachOther(t *testing.T) {
 		t.Fatalf("connections %d, polled %d: want 2, of which the plain one polled", s.Connections, s.PolledConnections)
 	}
 }
+
+// TestFrameSplitAcrossReads sends one announce in three TCP writes with
+// pauses between them, so the tracker sees a partial frame, keeps it, and
+// completes it on later reads; two frames in one write come next.
+func TestFrameSplitAcrossReads(t *testing.T) {
+	tr, url := startTracker(t, Config{})
+	c := dial(t, url)
+	raw := c.ws.UnderlyingConn()
+	frame := clientFrame(true, opText, []byte(announce(specInfoHash, specPeerA, 0, "")))
+	for _, part := range [][]byte{frame[:1], frame[1:40], frame[40:]} {
+		if _, err := raw.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := c.recv(); r["incomplete"] != 1.0 {
+		t.Fatalf("response to the split announce: %v", r)
+	}
+	scrape := clientFrame(true, opText, []byte(`{"action":"scrape","info_hash":"`+specInfoHash+`"}`))
+	if _, err := raw.Write(append(append([]byte(nil), scrape...), scrape...)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if r := c.recv(); r["action"] != "scrape" {
+			t.Fatalf("scrape reply %d: %v", i, r)
+		}
+	}
+	if s := tr.Stats(); s.Connections != 1 {
+		t.Fatalf("connections: %d", s.Connections)
+	}
+}
