@@ -14,11 +14,10 @@ import (
 
 // poller watches the tracker's plain TCP sockets with epoll, in one loop
 // per two CPUs (see eventLoops), each loop owning the sockets registered
-// with it. A
-// loop reads a ready socket and runs the protocol on what arrived in place:
-// no goroutine per message and, since only the owning loop ever reads a
-// socket, level triggering with no re-arm after each read. An idle socket
-// costs no goroutine and no buffer.
+// with it. A loop reads a ready socket and runs the protocol on what
+// arrived in place: no goroutine per message and, since only the owning
+// loop ever reads a socket, level triggering with no re-arm after each
+// read. An idle socket costs no goroutine and no buffer.
 //
 // Because a loop handles messages itself, nothing on that path may block:
 // sends write without waiting or queue (see conn.enqueue), and authorizers
