@@ -148,9 +148,7 @@ func (c *conn) writeNow(op byte, payload []byte) bool {
 		go c.writeLoop()
 		return true
 	}
-	c.writing = false
-	c.queue = nil
-	done := c.readerDone
+	done := c.stopWritingLocked()
 	c.mu.Unlock()
 	if done {
 		c.nc.Close()
@@ -158,14 +156,21 @@ func (c *conn) writeNow(op byte, payload []byte) bool {
 	return true
 }
 
+// stopWritingLocked gives up the write side; c.mu must be held. It reports
+// whether the reader has finished, in which case the caller closes the
+// socket (see finish).
+func (c *conn) stopWritingLocked() bool {
+	c.writing = false
+	c.queue = nil
+	return c.readerDone
+}
+
 // writeFailed ends the write side after a failed write and makes sure the
 // socket is closed: by the reader's cleanup, or here if that already ran.
 func (c *conn) writeFailed() {
 	c.mu.Lock()
 	c.closed = true
-	c.writing = false
-	c.queue = nil
-	done := c.readerDone
+	done := c.stopWritingLocked()
 	c.mu.Unlock()
 	if done {
 		c.nc.Close()
@@ -182,9 +187,7 @@ func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
-			c.writing = false
-			c.queue = nil
-			done := c.readerDone
+			done := c.stopWritingLocked()
 			c.mu.Unlock()
 			if done {
 				c.nc.Close()
