@@ -42,9 +42,9 @@ type conn struct {
 	closed     bool
 	readerDone bool // finish ran: whoever of reader and writer ends last closes the socket
 
-	// Poller registration (Linux): the loop that owns the socket and the
-	// socket's id there. pending holds a partial frame between reads.
-	polled   bool
+	// Poller registration (Linux): the loop that owns the socket (nil for
+	// a socket with its own reader goroutine) and the socket's id there.
+	// pending holds a partial frame between reads.
 	loop     *pollLoop
 	pollID   uint64
 	pending  *[]byte
@@ -326,7 +326,7 @@ func (c *conn) finish() {
 	}
 	defer c.t.wg.Done()
 	c.t.removeConn(c)
-	if c.polled {
+	if c.loop != nil {
 		c.t.poller.remove(c) // before the socket can be closed
 		if c.pending != nil {
 			putBuffer(c.pending)

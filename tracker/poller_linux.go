@@ -87,6 +87,7 @@ func (p *poller) add(c *conn) error {
 		l.mu.Lock()
 		delete(l.conns, c.pollID)
 		l.mu.Unlock()
+		c.loop = nil
 		return err
 	}
 	return nil

@@ -259,12 +259,8 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Hand the socket to the poller, or else to a fresh goroutine; either
 	// way the HTTP handler returns (its goroutine's stack is deep after a
 	// middleware chain).
-	if t.poller != nil && c.raw != nil {
-		c.polled = true
-		if t.poller.add(c) == nil {
-			return
-		}
-		c.polled = false
+	if t.poller != nil && c.raw != nil && t.poller.add(c) == nil {
+		return
 	}
 	go c.readLoop()
 }
