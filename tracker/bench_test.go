@@ -32,7 +32,7 @@ func BenchmarkDecodeAnnounce5Offers(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req := requestPool.Get().(*request)
-		if err := decodeInto(msg, &cfg, req); err != nil {
+		if err := decodeRequest(msg, &cfg, req); err != nil {
 			b.Fatal(err)
 		}
 		putRequest(req)
@@ -42,8 +42,8 @@ func BenchmarkDecodeAnnounce5Offers(b *testing.B) {
 // BenchmarkEncodeRelayedOffer measures building one relayed offer message.
 func BenchmarkEncodeRelayedOffer(b *testing.B) {
 	cfg := Config{}.withDefaults()
-	req, err := decodeRequest(realisticAnnounce(), &cfg)
-	if err != nil {
+	req := new(request)
+	if err := decodeRequest(realisticAnnounce(), &cfg, req); err != nil {
 		b.Fatal(err)
 	}
 	ih := req.InfoHash

@@ -407,7 +407,7 @@ func (c *conn) handle(data []byte, cfg *Config) {
 	t := c.t
 	req := requestPool.Get().(*request)
 	defer putRequest(req)
-	if err := decodeInto(data, cfg, req); err != nil {
+	if err := decodeRequest(data, cfg, req); err != nil {
 		c.fail(failInvalid, err.(*requestError))
 		return
 	}

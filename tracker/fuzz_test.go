@@ -16,8 +16,8 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"action":"announce","info_hash":"…","peer_id":"-PM0203-asj3uA7gyGY6","to_peer_id":"-PM0203-A3uDGtPH5YH4","answer":{"type":"answer","sdp":"…"},"offer_id":"01234567890123456789"}`))
 	cfg := Config{}.withDefaults()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := decodeRequest(data, &cfg)
-		if err != nil {
+		req := new(request)
+		if err := decodeRequest(data, &cfg, req); err != nil {
 			re, ok := err.(*requestError)
 			if !ok {
 				t.Fatalf("error of type %T", err)
@@ -81,7 +81,8 @@ func FuzzScannerMatchesEncodingJSON(f *testing.F) {
 		if !utf8.Valid(data) {
 			return // decodeRequest refuses it before scanning
 		}
-		req, typeErr, err := parseRequest(data)
+		var req request
+		typeErr, err := parseRequest(data, &req)
 		if !json.Valid(data) {
 			if err == nil {
 				t.Fatalf("accepted invalid JSON %q", data)

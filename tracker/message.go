@@ -87,17 +87,11 @@ func (e *requestError) Error() string { return e.reason }
 // errNotText is returned for binary WebSocket frames.
 var errNotText = errors.New("binary frames are not part of the protocol")
 
-// parseRequest scans one client message. typeErrField names the first
+// parseRequest scans one client message into req, which it resets first
+// (keeping the capacity of its offers array). typeErrField names the first
 // known field whose value had the wrong JSON type (the rest of the message
 // is still read, as encoding/json does).
-func parseRequest(data []byte) (req request, typeErrField string, err error) {
-	typeErrField, err = parseInto(data, &req)
-	return req, typeErrField, err
-}
-
-// parseInto is parseRequest into req, which it resets first (keeping the
-// capacity of its offers array).
-func parseInto(data []byte, req *request) (typeErrField string, err error) {
+func parseRequest(data []byte, req *request) (typeErrField string, err error) {
 	*req = request{Offers: req.Offers[:0]}
 	s := scanner{data: data}
 	if s.peek() != '{' {
@@ -255,26 +249,17 @@ const (
 	infoHashTooMany = infoHashOther + 1
 )
 
-// decodeRequest parses and validates one client message. On failure it
-// returns a *requestError carrying whatever action and info_hash could be
-// read, so the reply can name them.
-func decodeRequest(data []byte, cfg *Config) (*request, error) {
-	req := new(request)
-	if err := decodeInto(data, cfg, req); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-// decodeInto is decodeRequest into req, which may be a recycled one. Its
-// raw fields (offers, answer) point into data.
-func decodeInto(data []byte, cfg *Config, req *request) error {
+// decodeRequest parses and validates one client message into req, which
+// may be a recycled one; its raw fields (offers, answer) point into data.
+// On failure it returns a *requestError carrying whatever action and
+// info_hash could be read, so the reply can name them.
+func decodeRequest(data []byte, cfg *Config, req *request) error {
 	if !utf8.Valid(data) {
 		// Raw values are relayed inside text frames, which browsers drop
 		// (closing their socket) when they are not UTF-8.
 		return &requestError{action: actionAnnounce, reason: "invalid message: not valid UTF-8"}
 	}
-	typeErrField, err := parseInto(data, req)
+	typeErrField, err := parseRequest(data, req)
 	if err == errNotObject {
 		return &requestError{action: actionAnnounce, reason: "invalid message: not a JSON object"}
 	}
