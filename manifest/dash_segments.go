@@ -248,7 +248,7 @@ func orInf(d float64) float64 {
 var rangeRE = regexp.MustCompile(`([0-9]+)-([0-9]+)`)
 
 // parseRange parses "start-end" as shaka does; ok is false when it does not
-// match.
+// match or the range runs backwards (no bytes to fetch).
 func parseRange(s string) (*ByteRange, bool) {
 	m := rangeRE.FindStringSubmatch(s)
 	if m == nil {
@@ -256,7 +256,7 @@ func parseRange(s string) (*ByteRange, bool) {
 	}
 	a, err1 := strconv.ParseInt(m[1], 10, 64)
 	z, err2 := strconv.ParseInt(m[2], 10, 64)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || z < a {
 		return nil, false
 	}
 	return &ByteRange{Start: a, End: z}, true

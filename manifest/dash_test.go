@@ -364,3 +364,13 @@ func TestShakaDASHID(t *testing.T) {
 		t.Errorf("Inf: %d", got)
 	}
 }
+
+// TestParseRangeRefusesBackwardsRanges: "100-0" names no bytes; a segment
+// must not carry it (found by FuzzParseDASH).
+func TestParseRangeRefusesBackwardsRanges(t *testing.T) {
+	for in, want := range map[string]bool{"0-0": true, "800-1799": true, "100-0": false, "x": false, "1-99999999999999999999": false} {
+		if _, ok := parseRange(in); ok != want {
+			t.Errorf("parseRange(%q): ok %v, want %v", in, ok, want)
+		}
+	}
+}
