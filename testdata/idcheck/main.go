@@ -208,34 +208,18 @@ loop:
 		case <-tick.C:
 		}
 		n++
-		// Fetch in reverse Streams order (audio first), then merge in
-		// Streams order (video before audio, as shaka). shaka numbers a
-		// live audio playlist from the video playlist's last media
-		// sequence, so an audio playlist newer than the video one merged
-		// before it gets ids one too low. Fetched video first, one
-		// publisher update between the two fetches did that and gave a new
-		// audio segment an id already taken; fetched audio first, the
-		// audio copy is never the newer one.
-		type fetched struct {
-			body  []byte
-			final string
-			err   error
-		}
-		got := make([]fetched, len(live))
-		for i := len(live) - 1; i >= 0; i-- {
+		for _, l := range live { // Streams order: video before audio, as shaka
+			s := l.Stream()
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			body, final, err := f.Fetch(rctx, live[i].Stream().URL, nil)
+			body, final, err := f.Fetch(rctx, s.URL, nil)
 			cancel()
-			got[i] = fetched{body, final, err}
-		}
-		for i, l := range live {
-			if err := got[i].err; err != nil {
+			if err != nil {
 				if !errors.Is(err, context.Canceled) {
-					errs = append(errs, fmt.Errorf("refresh %s: %w", l.Stream().URL, err))
+					errs = append(errs, fmt.Errorf("refresh %s: %w", s.URL, err))
 				}
 				continue
 			}
-			if _, err := l.Refresh(got[i].final, got[i].body); err != nil {
+			if _, err := l.Refresh(final, body); err != nil {
 				errs = append(errs, err)
 			}
 		}
