@@ -17,7 +17,10 @@ const DefaultRetain = 3
 // the ids of the segments it had (spec §4.1).
 //
 // The Stream's Segments always hold the latest playlist's segments. A
-// LiveStream is not safe for concurrent use.
+// LiveStream is not safe for concurrent use, and neither are two LiveStreams
+// of one Presentation: they share the count from which shaka numbers audio
+// segments (the newest video segment), so refresh them from one goroutine,
+// and in each round the video playlists before the audio ones.
 type LiveStream struct {
 	// Retain is how many departed segments are kept for Lookup.
 	Retain int

@@ -222,3 +222,118 @@ func TestSeederFollowsDynamicMPD(t *testing.T) {
 		t.Fatalf("segment %d (number %d): wrong bytes", newest, n)
 	}
 }
+
+// renditionOrigin publishes a live HLS presentation with two video
+// variants and an audio rendition, aligned (one media sequence for all).
+// The sequence advances once every playlist has been fetched twice at the
+// current one, so a refresh round never straddles an update and the
+// expected ids are exact.
+type renditionOrigin struct {
+	mu      sync.Mutex
+	seq     int64
+	fetched map[string]int // playlist -> fetches at seq
+}
+
+const renditionURL = "http://live.test/renditions/master.m3u8"
+
+var renditionPlaylists = []string{"v0", "v1", "audio"}
+
+func renditionSegment(playlist string, n int64) []byte {
+	return bytes.Repeat([]byte(fmt.Sprintf("%s-%06d|", playlist, n)), 1500)
+}
+
+// Fetch implements manifest.Fetcher.
+func (o *renditionOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
+	u, _ := url.Parse(raw)
+	name := strings.TrimPrefix(u.Path, "/renditions/")
+	if name == "master.m3u8" {
+		return []byte("#EXTM3U\n" +
+			"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"en\",DEFAULT=YES,URI=\"audio.m3u8\"\n" +
+			"#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"aac\"\nv0.m3u8\n" +
+			"#EXT-X-STREAM-INF:BANDWIDTH=1600000,RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"aac\"\nv1.m3u8\n"), raw, nil
+	}
+	if playlist, ok := strings.CutSuffix(name, ".m3u8"); ok && slices.Contains(renditionPlaylists, playlist) {
+		o.mu.Lock()
+		seq := o.seq
+		o.fetched[playlist]++
+		advance := true
+		for _, p := range renditionPlaylists {
+			advance = advance && o.fetched[p] >= 2
+		}
+		if advance {
+			o.seq++
+			clear(o.fetched)
+		}
+		o.mu.Unlock()
+		var b strings.Builder
+		fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
+		for i := range int64(4) {
+			fmt.Fprintf(&b, "#EXTINF:0.600,\n%s-%d.ts\n", playlist, seq+i)
+		}
+		return []byte(b.String()), raw, nil
+	}
+	var playlist string
+	var n int64
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		playlist = name[:i]
+		if _, err := fmt.Sscanf(name[i+1:], "%d.ts", &n); err == nil && slices.Contains(renditionPlaylists, playlist) {
+			return renditionSegment(playlist, n), raw, nil
+		}
+	}
+	return nil, "", fmt.Errorf("no such object %s", raw)
+}
+
+// TestSeederFollowsLiveRenditionsTogether: the playlists of a live HLS
+// presentation are refreshed together, video before audio, so that the
+// shaka (core 2.2) ids of new audio segments, which are numbered from the
+// newest video segment, are right, and each id serves its own segment.
+// Followers that refreshed each playlist on its own goroutine shared the
+// presentation's video counter without a lock (go test -race) and could
+// number an audio segment from a stale video copy, giving two segments one
+// id.
+func TestSeederFollowsLiveRenditionsTogether(t *testing.T) {
+	origin := &renditionOrigin{seq: 100, fetched: map[string]int{}}
+	env := newTestEnv(t, func(c *Config) { c.Source = origin })
+	p, err := manifest.Load(context.Background(), renditionURL, origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audio *manifest.Stream
+	for _, s := range p.Streams {
+		if s.Attributes.Kind == p2p.KindAudioRendition {
+			audio = s
+		}
+	}
+	if audio == nil || len(p.Streams) != 3 || !audio.PlayedBy(manifest.Shaka) {
+		t.Fatalf("want 2 variants and an audio rendition shaka plays, got %d streams", len(p.Streams))
+	}
+	ih := audio.Swarms[manifest.Shaka].InfoHash
+	env.seed(renditionURL, ih)
+	b, dc := env.connect(ih)
+	first := int64(-1)
+	var newest int64
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && newest < first+5 {
+		a, ok := b.command().(p2p.SegmentsAnnouncement)
+		if !ok {
+			t.Fatal("expected announcements only")
+		}
+		if len(a.Loaded) == 0 {
+			continue
+		}
+		if first < 0 {
+			first = slices.Max(a.Loaded)
+		}
+		newest = slices.Max(a.Loaded)
+	}
+	if newest < first+5 {
+		t.Fatalf("the newest announced id went from %d to only %d in 15 s", first, newest)
+	}
+	// Aligned playlists: shaka's id of an audio segment is its media
+	// sequence number.
+	for id := newest - 3; id <= newest; id++ {
+		if got := b.request(dc, id, id, 0); !bytes.Equal(got, renditionSegment("audio", id)) {
+			t.Fatalf("id %d served %.12q…, want audio segment %d", id, got, id)
+		}
+	}
+}

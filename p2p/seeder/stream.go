@@ -2,6 +2,7 @@ package seeder
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,7 +43,7 @@ func (st *stream) run() {
 		retry = min(2*retry, s.cfg.ReloadInterval)
 	}
 	var swarms []*swarm
-	var followers []*follower
+	var followed []*playlistFollower
 	var dashGroups [][]*swarm
 	for _, ms := range p.Streams {
 		var group []*swarm
@@ -59,7 +60,7 @@ func (st *stream) run() {
 		swarms = append(swarms, group...)
 		switch {
 		case ms.Live && p.Format == manifest.FormatHLS:
-			followers = append(followers, &follower{st: st, p: p, live: manifest.NewLiveStream(p, ms), swarms: group})
+			followed = append(followed, &playlistFollower{live: manifest.NewLiveStream(p, ms), swarms: group})
 		case p.Dynamic:
 			for _, sw := range group {
 				sw.setSegments(ms.Segments, nil, false)
@@ -75,7 +76,7 @@ func (st *stream) run() {
 		s.mapSegments(st.cfg.URL, ms.Segments, nil)
 	}
 	defer s.unmapStream(st.cfg.URL)
-	log.Info("seeding", zap.Int("swarms", len(swarms)), zap.Bool("live", len(followers) > 0 || p.Dynamic), zap.String("format", p.Format.String()))
+	log.Info("seeding", zap.Int("swarms", len(swarms)), zap.Bool("live", len(followed) > 0 || p.Dynamic), zap.String("format", p.Format.String()))
 	s.addSwarms(swarms)
 	close(st.loaded)
 	defer s.removeSwarms(swarms)
@@ -83,84 +84,144 @@ func (st *stream) run() {
 		(&mpdFollower{st: st, p: p, groups: dashGroups}).run(log)
 		return
 	}
-	if len(followers) == 0 {
+	if len(followed) == 0 {
 		<-st.ctx.Done()
 		return
 	}
-	done := make(chan struct{}, len(followers))
-	for _, f := range followers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			f.run(log)
-		}()
-	}
-	for range followers {
-		<-done
-	}
+	(&hlsFollower{st: st, playlists: followed}).run(log)
 }
 
-// follower keeps the swarms of one live HLS media playlist up to date.
-type follower struct {
-	st     *stream
-	p      *manifest.Presentation
+// hlsFollower keeps the swarms of a live HLS presentation's media playlists
+// up to date. It refreshes all of them in rounds, from one goroutine,
+// because the playlists of a presentation are numbered together:
+// p2p-media-loader-shaka 2.2 numbers new audio segments from the newest
+// video segment (manifest.LiveStream), so the video playlists of a round are
+// merged before its audio playlists, and a round's playlists are fetched
+// together so that they are copies from about the same moment, as shaka
+// fetches them.
+type hlsFollower struct {
+	st        *stream
+	playlists []*playlistFollower // video first, then audio (Presentation.Streams order)
+}
+
+// playlistFollower is one followed media playlist and its swarms.
+type playlistFollower struct {
 	live   *manifest.LiveStream
 	swarms []*swarm
+	ended  bool // EXT-X-ENDLIST seen: no more refreshes
+
+	// One round's fetch.
+	body  []byte
+	final string
+	err   error
 }
 
-// run refreshes the playlist at about half the segment duration (the HLS
+// run refreshes the playlists at about half the segment duration (the HLS
 // reload rule for an unchanged playlist), fetches new segments into the
 // cache and announces them as soon as they are there.
-func (f *follower) run(log *zap.Logger) {
-	s := f.st.s
-	ms := f.live.Stream()
-	log = log.With(zap.String("playlist", ms.URL))
+func (f *hlsFollower) run(log *zap.Logger) {
 	// The first batch: the segments Load already found.
-	f.publish(ms.Segments, nil)
+	f.publishAll(func(pf *playlistFollower) ([]*manifest.Segment, []*manifest.Segment) {
+		return pf.live.Stream().Segments, nil
+	}, log)
 	for {
-		wait := time.Second
-		if n := len(ms.Segments); n > 0 {
-			wait = time.Duration(ms.Segments[n-1].Duration / 2 * float64(time.Second))
-		}
-		wait = min(max(wait, 250*time.Millisecond), 10*time.Second)
-		if !sleepCtx(f.st.ctx, wait) {
-			return
-		}
-		ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
-		body, final, err := s.cfg.Source.Fetch(ctx, ms.URL, nil)
-		cancel()
-		if err != nil {
-			log.Warn("refreshing live playlist", zap.Error(err))
-			continue
-		}
-		r, err := f.live.Refresh(final, body)
-		if err != nil {
-			log.Warn("refreshing live playlist", zap.Error(err))
-			continue
-		}
-		if len(r.New) > 0 || len(r.Removed) > 0 {
-			f.publish(r.New, r.Removed)
-		}
-		if r.Ended {
-			log.Info("live playlist ended")
-			for _, sw := range f.swarms {
-				sw.setSegments(ms.Segments, nil, true)
+		var active []*playlistFollower
+		wait := 10 * time.Second
+		for _, pf := range f.playlists {
+			if pf.ended {
+				continue
 			}
+			active = append(active, pf)
+			w := time.Second
+			if segs := pf.live.Stream().Segments; len(segs) > 0 {
+				w = time.Duration(segs[len(segs)-1].Duration / 2 * float64(time.Second))
+			}
+			wait = min(wait, max(w, 250*time.Millisecond))
+		}
+		if len(active) == 0 {
 			<-f.st.ctx.Done()
 			return
 		}
+		if !sleepCtx(f.st.ctx, wait) {
+			return
+		}
+		f.fetchAll(active)
+		if f.st.ctx.Err() != nil {
+			return
+		}
+		changes := make(map[*playlistFollower]*manifest.Refresh, len(active))
+		for _, pf := range active { // video before audio
+			ms := pf.live.Stream()
+			if pf.err != nil {
+				log.Warn("refreshing live playlist", zap.String("playlist", ms.URL), zap.Error(pf.err))
+				continue
+			}
+			r, err := pf.live.Refresh(pf.final, pf.body)
+			pf.body = nil
+			if err != nil {
+				log.Warn("refreshing live playlist", zap.String("playlist", ms.URL), zap.Error(err))
+				continue
+			}
+			changes[pf] = r
+		}
+		f.publishAll(func(pf *playlistFollower) ([]*manifest.Segment, []*manifest.Segment) {
+			if r := changes[pf]; r != nil {
+				return r.New, r.Removed
+			}
+			return nil, nil
+		}, log)
+		for pf, r := range changes {
+			if r.Ended {
+				ms := pf.live.Stream()
+				log.Info("live playlist ended", zap.String("playlist", ms.URL))
+				pf.ended = true
+				for _, sw := range pf.swarms {
+					sw.setSegments(ms.Segments, nil, true)
+				}
+			}
+		}
 	}
 }
 
-// publish fetches new segments in playlist order and announces each one
-// once it is cached; removed segments stop being announced but stay
-// servable while the LiveStream retains them.
-func (f *follower) publish(added, removed []*manifest.Segment) {
+// fetchAll fetches the playlists of one round concurrently.
+func (f *hlsFollower) fetchAll(active []*playlistFollower) {
+	s := f.st.s
+	var wg sync.WaitGroup
+	for _, pf := range active {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
+			defer cancel()
+			body, final, err := s.cfg.Source.Fetch(ctx, pf.live.Stream().URL, nil)
+			pf.body, pf.final, pf.err = body, final, err
+		})
+	}
+	wg.Wait()
+}
+
+// publishAll publishes what changed in each playlist, prefetching the new
+// segments of the playlists concurrently, and returns once all are done.
+func (f *hlsFollower) publishAll(changed func(*playlistFollower) (added, removed []*manifest.Segment), log *zap.Logger) {
+	var wg sync.WaitGroup
+	for _, pf := range f.playlists {
+		added, removed := changed(pf)
+		if len(added) == 0 && len(removed) == 0 {
+			continue
+		}
+		wg.Go(func() { f.publish(pf, added, removed, log) })
+	}
+	wg.Wait()
+}
+
+// publish fetches a playlist's new segments in playlist order and
+// announces each one once it is cached; removed segments stop being
+// announced but stay servable while the LiveStream retains them.
+func (f *hlsFollower) publish(pf *playlistFollower, added, removed []*manifest.Segment, log *zap.Logger) {
 	s := f.st.s
 	s.mapSegments(f.st.cfg.URL, added, removed)
-	for _, sw := range f.swarms {
-		sw.setSegments(f.live.Stream().Segments, removed, false)
+	for _, sw := range pf.swarms {
+		sw.setSegments(pf.live.Stream().Segments, removed, false)
 	}
-	f.st.prefetch(added, f.swarms, s.log)
+	f.st.prefetch(added, pf.swarms, log)
 }
 
 // prefetch fetches new live segments into the cache in order and makes
