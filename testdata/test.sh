@@ -36,11 +36,12 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt needed on: $unformatted" >&2
 	exit 1
 fi
-go vet ./...
+# ./... skips testdata/: its Go tools are named.
+go vet ./... ./testdata/idcheck
 
 step "go test (unit, integration, fuzz seed corpora)"
 # -p 1: the Caddy integration tests bind fixed ports.
-go test -race -count=1 -p 1 ./...
+go test -race -count=1 -p 1 ./... ./testdata/idcheck
 
 if [ "$FUZZTIME" != "0" ]; then
 	step "fuzzing, $FUZZTIME per target"

@@ -32,6 +32,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -115,6 +119,7 @@ func main() {
 	watch := flag.Duration("watch", 0, "follow live HLS playlists for this long (or until SIGINT/SIGTERM)")
 	interval := flag.Duration("interval", time.Second, "refresh interval with -watch")
 	timeout := flag.Duration("timeout", 20*time.Second, "timeout of the initial load")
+	trace := flag.Bool("trace", false, "log every live refresh (media sequence, new segments and their ids) to stderr")
 	flag.Parse()
 	if *manifestURL == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: idcheck -url <manifest URL> [-swarm ID] [-watch D [-interval I]]")
@@ -128,13 +133,23 @@ func main() {
 
 	out := output{URL: *manifestURL, Streams: []streamOut{}, Errors: []string{}}
 	loadCtx, cancel := context.WithTimeout(ctx, *timeout)
-	p, err := manifest.Load(loadCtx, *manifestURL, f, opts)
+	var p *manifest.Presentation
+	var err error
+	if *watch > 0 {
+		p, err = loadStable(loadCtx, *manifestURL, f, opts)
+	} else {
+		p, err = manifest.Load(loadCtx, *manifestURL, f, opts)
+	}
 	cancel()
 	if err != nil {
 		out.Errors = append(out.Errors, err.Error())
 	}
 	if p != nil && *watch > 0 {
-		n, errs := follow(ctx, p, f, *watch, *interval)
+		var tr io.Writer
+		if *trace {
+			tr = os.Stderr
+		}
+		n, errs := follow(ctx, p, f, *watch, *interval, tr)
 		out.Refreshes = n
 		for _, e := range errs {
 			out.Errors = append(out.Errors, e.Error())
@@ -174,11 +189,60 @@ func main() {
 	}
 }
 
+// recordingFetcher keeps the last body it fetched of each URL.
+type recordingFetcher struct {
+	manifest.Fetcher
+	bodies map[string][]byte
+}
+
+func (r recordingFetcher) Fetch(ctx context.Context, u string, br *manifest.ByteRange) ([]byte, string, error) {
+	body, final, err := r.Fetcher.Fetch(ctx, u, br)
+	if err == nil && br == nil {
+		r.bodies[u] = body
+	}
+	return body, final, err
+}
+
+// loadStable loads a manifest that may be live, again until its media
+// playlists are unchanged right after the load, for the reason fetchRound
+// gives: a load whose video and audio playlists straddle a publisher update
+// numbers the audio from a stale video playlist.
+func loadStable(ctx context.Context, u string, f manifest.Fetcher, opts *manifest.Options) (*manifest.Presentation, error) {
+	const maxLoads = 10
+	for range maxLoads {
+		rf := recordingFetcher{Fetcher: f, bodies: map[string][]byte{}}
+		p, err := manifest.Load(ctx, u, rf, opts)
+		if err != nil || p.Format != manifest.FormatHLS {
+			return p, err
+		}
+		stable := true
+		for _, s := range p.Streams {
+			if !s.Loaded || !s.Live {
+				continue
+			}
+			body, _, err := f.Fetch(ctx, s.URL, nil)
+			if err != nil {
+				return p, fmt.Errorf("refetching %s: %w", s.URL, err)
+			}
+			if !bytes.Equal(body, rf.bodies[s.URL]) {
+				stable = false
+				break
+			}
+		}
+		if stable {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("loading %s: the live playlists changed during each of %d loads", u, maxLoads)
+}
+
 // follow refreshes every loaded live HLS stream of p every interval until
 // d has passed or ctx ends, then leaves in each stream's Segments every
 // segment ever seen (the departed ones first), so that Describe lists them
-// all with the ids they got when first seen.
-func follow(ctx context.Context, p *manifest.Presentation, f manifest.Fetcher, d, interval time.Duration) (int, []error) {
+// all with the ids they got when first seen. With trace set, each refresh is
+// logged there: round, stream, media sequence, segment count and the new
+// segments with their ids per client.
+func follow(ctx context.Context, p *manifest.Presentation, f manifest.Fetcher, d, interval time.Duration, trace io.Writer) (int, []error) {
 	var live []*manifest.LiveStream
 	if p.Format == manifest.FormatHLS {
 		for _, s := range p.Streams {
@@ -208,19 +272,21 @@ loop:
 		case <-tick.C:
 		}
 		n++
-		for _, l := range live { // Streams order: video before audio, as shaka
-			s := l.Stream()
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			body, final, err := f.Fetch(rctx, s.URL, nil)
-			cancel()
+		bodies, finals, err := fetchRound(ctx, f, live)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		for i, l := range live { // Streams order: video before audio, as shaka
+			r, err := l.Refresh(finals[i], bodies[i])
 			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					errs = append(errs, fmt.Errorf("refresh %s: %w", s.URL, err))
-				}
+				errs = append(errs, err)
 				continue
 			}
-			if _, err := l.Refresh(final, body); err != nil {
-				errs = append(errs, err)
+			if trace != nil {
+				traceRefresh(trace, n, l.Stream(), r)
 			}
 		}
 	}
@@ -229,4 +295,51 @@ loop:
 		s.Segments = append(l.Retained(), s.Segments...)
 	}
 	return n, errs
+}
+
+// fetchRound fetches every followed playlist, again and again until two
+// passes in a row bring the same bodies, so that a round is a copy of the
+// playlists as they stood at one moment. A publisher update between the
+// video and the audio fetches of a single pass would have the audio
+// numbered from a stale video playlist, giving two audio segments one
+// shaka id, which is the test tool's timing, not our model.
+func fetchRound(ctx context.Context, f manifest.Fetcher, live []*manifest.LiveStream) (bodies [][]byte, finals []string, err error) {
+	const maxPasses = 10
+	for pass := 0; pass < maxPasses; pass++ {
+		next := make([][]byte, len(live))
+		nextFinals := make([]string, len(live))
+		for i, l := range live {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			next[i], nextFinals[i], err = f.Fetch(rctx, l.Stream().URL, nil)
+			cancel()
+			if err != nil {
+				return nil, nil, fmt.Errorf("refresh %s: %w", l.Stream().URL, err)
+			}
+		}
+		if bodies != nil && slices.EqualFunc(bodies, next, bytes.Equal) {
+			return next, nextFinals, nil
+		}
+		bodies, finals = next, nextFinals
+	}
+	return nil, nil, fmt.Errorf("refresh: the live playlists changed in each of %d passes in a row", maxPasses)
+}
+
+// traceRefresh writes one line per refresh of s in round n.
+func traceRefresh(w io.Writer, n int, s *manifest.Stream, r *manifest.Refresh) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "idcheck trace %s round %d %s seq %d n %d new", time.Now().Format("15:04:05.000"), n, s.URL, s.MediaSequence, len(s.Segments))
+	for _, seg := range r.New {
+		b.WriteString(" " + path.Base(seg.URL) + "=")
+		for c, id := range seg.ExternalID {
+			if c > 0 {
+				b.WriteByte('/')
+			}
+			if id == manifest.NoExternalID {
+				b.WriteByte('-')
+			} else {
+				b.WriteString(strconv.FormatInt(id, 10))
+			}
+		}
+	}
+	fmt.Fprintln(w, b.String())
 }

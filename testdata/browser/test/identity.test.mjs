@@ -125,7 +125,7 @@ function buildIdcheck() {
 /** Runs idcheck; with watch, returns {stop()} that ends it and resolves its output. */
 function runIdcheck(url, { watch = false } = {}) {
   const args = ["-url", url];
-  if (watch) args.push("-watch", "10m", "-interval", "1s");
+  if (watch) args.push("-watch", "10m", "-interval", "1s", "-trace");
   const proc = spawn(idcheckBin, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -141,6 +141,8 @@ function runIdcheck(url, { watch = false } = {}) {
   const result = async () => {
     const r = await done;
     if (!r.json) throw new Error(`idcheck ${args.join(" ")}: exit ${r.code ?? r.signal}, no JSON output\n${r.stderr}${r.stdout.slice(0, 2000)}`);
+    // With -watch, stderr is the refresh trace: shown when our side fails.
+    Object.defineProperty(r.json, "trace", { value: r.stderr, enumerable: false });
     return r.json;
   };
   return { stop: () => { proc.kill("SIGTERM"); return result(); }, result };
@@ -587,8 +589,9 @@ for (const sc of SCENARIOS) {
       results.push({ name: sc.name, ok: !mismatches.length, text });
       if (mismatches.length) {
         const logs = pages.map((p) => `${p.name} page log:\n  ${p.log.slice(-10).join("\n  ") || "(empty)"}\n  errors: ${JSON.stringify(p.state?.errors?.slice(-5))}`).join("\n");
+        const trace = ours.trace && idx.problems.length ? `idcheck refresh trace (last 40 lines):\n${ours.trace.trimEnd().split("\n").slice(-40).join("\n")}\n` : "";
         assert.fail(`${sc.name}: ${mismatches.length} mismatch(es) between the real client and our Go code:\n- ${[...new Set(mismatches)].slice(0, 60).join("\n- ")}\n` +
-          `ours (${gen}):\n${summarizeOurs(ours, gen)}\n${logs}`);
+          `ours (${gen}):\n${summarizeOurs(ours, gen)}\n${trace}${logs}`);
       }
     } catch (e) {
       if (!results.some((r) => r.name === sc.name)) results.push({ name: sc.name, ok: false, text: e.message.split("\n")[0] });
