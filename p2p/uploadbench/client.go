@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -159,7 +160,7 @@ func (cl *client) connect(group string, n int) error {
 // connectPeer creates one peer, offers it to the server and waits until
 // its channels are open and the seeder's announcement has arrived.
 func (cl *client) connectPeer(group string) error {
-	api, err := newMuxAPI()
+	api, err := newMuxAPI(false)
 	if err != nil {
 		return err
 	}
@@ -358,6 +359,11 @@ func (cl *client) stop() clientResult {
 				if s.header > 0 {
 					res.HeaderLatencyMS = append(res.HeaderLatencyMS, float64(s.header)/float64(time.Millisecond))
 				}
+				if s.hasSplit {
+					for i, d := range s.split {
+						res.RawSplitMS[i] = append(res.RawSplitMS[i], float64(d)/float64(time.Millisecond))
+					}
+				}
 			}
 		}
 		p.mode = ""
@@ -402,11 +408,15 @@ const (
 )
 
 // sample is one request-to-first-chunk measurement; header is the time to
-// the SegmentData header in seeder mode, 0 in raw mode.
+// the SegmentData header in seeder mode, 0 in raw mode. In raw mode, split
+// divides latency into the request's way to the server, the server's part
+// and the first chunk's way back (see rawSender).
 type sample struct {
-	sent    time.Time
-	latency time.Duration
-	header  time.Duration
+	sent     time.Time
+	latency  time.Duration
+	header   time.Duration
+	split    [3]time.Duration
+	hasSplit bool
 }
 
 // clientPeer is one client PeerConnection. Its message handlers run on
@@ -433,6 +443,8 @@ type clientPeer struct {
 	remaining    int64
 	sentAt       time.Time
 	headerAfter  time.Duration
+	split        [3]time.Duration // raw mode: see sample
+	hasSplit     bool
 	lastActivity time.Time
 	gotFirst     bool
 
@@ -492,7 +504,7 @@ func (p *clientPeer) nextLocked(now time.Time) {
 func (p *clientPeer) sendLocked(now time.Time) {
 	p.reqID++
 	seg := p.rng.IntN(p.cl.segments)
-	p.sentAt, p.lastActivity, p.gotFirst, p.headerAfter = now, now, false, 0
+	p.sentAt, p.lastActivity, p.gotFirst, p.headerAfter, p.hasSplit = now, now, false, 0, false
 	p.requests++
 	var err error
 	switch p.mode {
@@ -520,7 +532,7 @@ func (p *clientPeer) payloadLocked(n int, now time.Time) {
 	p.lastActivity = now
 	if !p.gotFirst {
 		p.gotFirst = true
-		p.samples = append(p.samples, sample{sent: p.sentAt, latency: now.Sub(p.sentAt), header: p.headerAfter})
+		p.samples = append(p.samples, sample{sent: p.sentAt, latency: now.Sub(p.sentAt), header: p.headerAfter, split: p.split, hasSplit: p.hasSplit})
 	}
 	if p.cl.measuring.Load() {
 		p.cl.bytes.Add(int64(n))
@@ -601,6 +613,12 @@ func (p *clientPeer) onRawMessage(m webrtc.DataChannelMessage) {
 	defer p.mu.Unlock()
 	if p.mode != modeRaw || p.state != stPayload {
 		return
+	}
+	if !p.gotFirst && len(m.Data) >= 16 {
+		arrived := time.Unix(0, int64(binary.BigEndian.Uint64(m.Data)))
+		sent := time.Unix(0, int64(binary.BigEndian.Uint64(m.Data[8:])))
+		p.split = [3]time.Duration{arrived.Sub(p.sentAt), sent.Sub(arrived), now.Sub(sent)}
+		p.hasSplit = true
 	}
 	p.payloadLocked(len(m.Data), now)
 	if p.remaining <= 0 {

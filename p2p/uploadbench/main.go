@@ -14,10 +14,12 @@
 //	go run ./p2p/uploadbench -json        # machine-readable report on stdout
 //	go run ./p2p/uploadbench -gap 200ms   # paced requests instead of a saturating load
 //	go run ./p2p/uploadbench -cpuprofile cpu.pprof   # writes cpu.seeder.pprof and cpu.raw.pprof
+//	go run ./p2p/uploadbench -plain-mux   # serve through pion's plain UDP mux, for comparison
 //
 // This process is the seeder. It serves every peer through one UDP socket
-// (webrtc.NewICEUDPMux over a net.ListenUDP socket with 4 MiB buffers, as
-// pion-notes §2 and §3 recommend). The browsers are client PeerConnections
+// with 4 MiB buffers, as pion-notes §2 and §3 recommend, in the seeder's
+// own ICE UDP mux (seeder.NewUDPMux, which yields the processor every few
+// packets it sends; -plain-mux uses pion's mux as it comes). The browsers are client PeerConnections
 // in a child process (this binary run with -role client), so their CPU time
 // is not counted against the seeder; the two exchange complete,
 // non-trickle SDP over the child's stdin and stdout. Each load peer opens
@@ -51,7 +53,9 @@
 // (MB = 10^6 bytes), the seeder process's CPU seconds per GB served (user
 // plus system time from getrusage; valid only when the clients run in the
 // child process), the p50 and p99 time from sending a request to receiving
-// the first payload chunk, and the seeder/raw ratios. The machine may be
+// the first payload chunk (in raw mode also split into the request's way
+// to the server, the server's part and the first chunk's way back, on the
+// machine's one clock), and the seeder/raw ratios. The machine may be
 // shared with other work, so the report also gives the cores busy outside
 // both processes during the measured intervals.
 //
@@ -99,6 +103,7 @@ type options struct {
 	maxRPS     float64
 	gap        time.Duration
 	inproc     bool
+	plainMux   bool
 	quick      bool
 	json       bool
 	cpuprofile string
@@ -116,6 +121,7 @@ func parseFlags() options {
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of both modes; the order alternates and the figures are pooled")
 	flag.Float64Var(&o.maxRPS, "max-rps", 1000, "UploadOptions.MaxRequestsPerSecond (0: the p2p default, which back-to-back requests on loopback can exceed)")
 	flag.DurationVar(&o.gap, "gap", 0, "pause between a completed request and the next one (0: back to back, saturating)")
+	flag.BoolVar(&o.plainMux, "plain-mux", false, "serve through pion's plain ICE UDP mux instead of the seeder's (seeder.NewUDPMux, which yields the processor every few packets)")
 	flag.BoolVar(&o.inproc, "inproc", false, "run the clients in this process (CPU and memory figures then include them)")
 	flag.BoolVar(&o.quick, "quick", false, "CI smoke run: 2 peers, 3 s per mode, 20 idle peers")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -204,7 +210,7 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 	}
 
 	segs := makeSegments(o.segments, o.size)
-	srv, err := newServer(segs, p2p.UploadOptions{MaxRequestsPerSecond: o.maxRPS})
+	srv, err := newServer(segs, p2p.UploadOptions{MaxRequestsPerSecond: o.maxRPS}, !o.plainMux)
 	if err != nil {
 		return rep, err
 	}

@@ -7,7 +7,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 )
 
 // Settings shared by the server and the client ends. Both modes use the
@@ -27,12 +30,10 @@ const (
 	// application reads again, so a stalled sender only learns about it
 	// from a zero-window probe on its retransmission timer.
 	sctpRTOMax = 500 * time.Millisecond
-	// mdnsDisabled is ice.MulticastDNSModeDisabled. It is written as a
-	// number because go.mod lists pion/ice only as an indirect dependency,
-	// and importing it directly would make `go mod tidy` rewrite go.mod.
-	// With mDNS left at its default (query only), every ICE agent opens
-	// its own multicast sockets, which would inflate the idle figures.
-	mdnsDisabled = 1
+	// mdnsDisabled: with mDNS left at its default (query only), every ICE
+	// agent opens its own multicast sockets, which would inflate the idle
+	// figures.
+	mdnsDisabled = ice.MulticastDNSModeDisabled
 )
 
 // muxAPI is a pion API whose ICE host candidates all live on one UDP
@@ -41,6 +42,7 @@ type muxAPI struct {
 	api  *webrtc.API
 	mux  io.Closer
 	addr *net.UDPAddr
+	kind string // which mux, for the report
 	// rcvbuf and sndbuf are the socket buffer sizes the kernel actually
 	// granted (Linux reports twice the usable size).
 	rcvbuf, sndbuf int
@@ -49,10 +51,12 @@ type muxAPI struct {
 // newMuxAPI opens a UDP socket on 127.0.0.1, enlarges its buffers and
 // returns an API whose PeerConnections all use it. The server makes one
 // and serves every peer through it, so it holds a single UDP port and
-// socket however many peers connect. Each client PeerConnection makes its
-// own: a UDP mux tells its connections apart by the remote address, so
+// socket however many peers connect; with seederMux it is the seeder's own
+// mux (seeder.NewUDPMux, which yields the processor every few packets
+// sent), else pion's plain one. Each client PeerConnection makes its own
+// (plain): a UDP mux tells its connections apart by the remote address, so
 // clients sharing one port would all look like the same peer.
-func newMuxAPI() (*muxAPI, error) {
+func newMuxAPI(seederMux bool) (*muxAPI, error) {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, fmt.Errorf("listen udp: %w", err)
@@ -69,7 +73,12 @@ func newMuxAPI() (*muxAPI, error) {
 	m.rcvbuf, m.sndbuf = socketBuffers(conn)
 	// A nil logger makes the mux use pion's default one, which writes
 	// errors to stderr.
-	mux := webrtc.NewICEUDPMux(nil, conn)
+	var mux ice.UDPMux
+	if seederMux {
+		mux, m.kind = seeder.NewUDPMux(conn, nil), "the seeder's ICE UDP mux (seeder.NewUDPMux)"
+	} else {
+		mux, m.kind = webrtc.NewICEUDPMux(nil, conn), "pion's plain ICE UDP mux"
+	}
 	m.mux = mux
 
 	var se webrtc.SettingEngine

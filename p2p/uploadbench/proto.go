@@ -73,6 +73,10 @@ type clientResult struct {
 	// HeaderLatencyMS holds, in seeder mode, the time from the same
 	// requests to their SegmentData header.
 	HeaderLatencyMS []float64 `json:"header_latency_ms,omitempty"`
+	// RawSplitMS holds, in raw mode, the same requests' times split in
+	// three: request sent to request received by the server, received to
+	// first chunk handed to pion, handed to pion to first chunk received.
+	RawSplitMS [3][]float64 `json:"raw_split_ms,omitempty"`
 	// Requests counts requests sent in the interval, Completed those
 	// fully received, Timeouts those given up after 2 s without a byte
 	// (the browser's p2pNotReceivingBytesTimeoutMs), Absent those

@@ -55,6 +55,7 @@ type config struct {
 	ClientPID            int     `json:"client_pid,omitempty"`
 	CPUValid             bool    `json:"cpu_valid"`
 	ServerAddr           string  `json:"server_addr"`
+	ServerMux            string  `json:"server_mux"`
 	SocketRcvbuf         int     `json:"socket_rcvbuf"`
 	SocketSndbuf         int     `json:"socket_sndbuf"`
 	SCTPMaxMessageSize   int     `json:"sctp_max_message_size"`
@@ -101,6 +102,12 @@ type modeResult struct {
 	// latency spent before the payload starts.
 	HeaderP50MS float64 `json:"header_p50_ms,omitempty"`
 	HeaderP99MS float64 `json:"header_p99_ms,omitempty"`
+	// SplitP50MS and SplitP99MS split the same times (raw mode only) into
+	// the request's way to the server, the server's part and the first
+	// chunk's way back to the client, each with its own percentiles (so
+	// they need not add up).
+	SplitP50MS [3]float64 `json:"split_p50_ms,omitzero"`
+	SplitP99MS [3]float64 `json:"split_p99_ms,omitzero"`
 
 	Requests  int64 `json:"requests"`
 	Completed int64 `json:"completed"`
@@ -121,6 +128,7 @@ type modeResult struct {
 	clientCPU    float64
 	latencies    []float64
 	headerLat    []float64
+	split        [3][]float64
 }
 
 // ratios compares the seeder with raw pion.
@@ -211,6 +219,7 @@ func newReport(o options) *report {
 
 func (r *report) describeServer(s *server) {
 	r.Config.ServerAddr = s.mux.addr.String()
+	r.Config.ServerMux = s.mux.kind
 	r.Config.SocketRcvbuf, r.Config.SocketSndbuf = s.mux.rcvbuf, s.mux.sndbuf
 }
 
@@ -254,6 +263,9 @@ func (m *modeResult) add(before, after snapshot, sb, sa p2p.UploadStats, c *clie
 	m.clientCPU += c.CPUSeconds
 	m.latencies = append(m.latencies, c.LatencyMS...)
 	m.headerLat = append(m.headerLat, c.HeaderLatencyMS...)
+	for i := range m.split {
+		m.split[i] = append(m.split[i], c.RawSplitMS[i]...)
+	}
 	m.Requests += c.Requests
 	m.Completed += c.Completed
 	m.Timeouts += c.Timeouts
@@ -290,6 +302,11 @@ func (m *modeResult) finish(inproc bool) {
 	}
 	if h := sortedCopy(m.headerLat); len(h) > 0 {
 		m.HeaderP50MS, m.HeaderP99MS = percentile(h, 0.5), percentile(h, 0.99)
+	}
+	for i, v := range m.split {
+		if v := sortedCopy(v); len(v) > 0 {
+			m.SplitP50MS[i], m.SplitP99MS[i] = percentile(v, 0.5), percentile(v, 0.99)
+		}
 	}
 }
 
@@ -357,8 +374,8 @@ func (r *report) writeText(w io.Writer) {
 	if !c.CPUValid {
 		clients = "clients IN THIS PROCESS: server CPU and memory figures include the clients"
 	}
-	fmt.Fprintf(w, "  %d peers, one server UDP socket %s via ICEUDPMux (SO_RCVBUF %d, SO_SNDBUF %d); %s\n",
-		c.Peers, c.ServerAddr, c.SocketRcvbuf, c.SocketSndbuf, clients)
+	fmt.Fprintf(w, "  %d peers, one server UDP socket %s via %s (SO_RCVBUF %d, SO_SNDBUF %d); %s\n",
+		c.Peers, c.ServerAddr, c.ServerMux, c.SocketRcvbuf, c.SocketSndbuf, clients)
 	fmt.Fprintf(w, "  %d segments x %d B; %d-byte messages; flow control high %d / low %d B; rate cap %g req/s\n",
 		c.Segments, c.SegmentBytes, c.MessageBytes, c.HighWaterMark, c.LowWaterMark, c.MaxRequestsPerSecond)
 	fmt.Fprintf(w, "  SCTP max-message-size %d, RTO max %d ms, mDNS off; warm-up %gs, measured %gs per mode per round, %d round(s) in alternating order\n",
@@ -391,6 +408,10 @@ func (r *report) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "seeder/raw: throughput %.3fx (per round: %s), CPU per GB %.3fx%s\n",
 		r.Ratio.Throughput, strings.Join(rounds, ", "), r.Ratio.CPUPerGB, cpuNote)
+	if m := r.Raw; m.SplitP99MS[0] > 0 {
+		fmt.Fprintf(w, "raw request-to-first-chunk, split (p50 / p99 ms): request to the server %.2f / %.2f, in the server %.2f / %.2f, first chunk to the client %.2f / %.2f\n",
+			m.SplitP50MS[0], m.SplitP99MS[0], m.SplitP50MS[1], m.SplitP99MS[1], m.SplitP50MS[2], m.SplitP99MS[2])
+	}
 	if m := r.Seeder; m.HeaderP99MS > 0 {
 		fmt.Fprintf(w, "seeder request-to-header: p50 %.2f ms, p99 %.2f ms (the rest of the first-chunk time is the 64 KiB chunk's transfer)\n",
 			m.HeaderP50MS, m.HeaderP99MS)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -41,8 +42,8 @@ type serverPeer struct {
 
 // newServer opens the server's UDP mux and prepares segs for serving; the
 // segment with external id i is segs[i].
-func newServer(segs [][]byte, opts p2p.UploadOptions) (*server, error) {
-	mux, err := newMuxAPI()
+func newServer(segs [][]byte, opts p2p.UploadOptions, seederMux bool) (*server, error) {
+	mux, err := newMuxAPI(seederMux)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +204,7 @@ type rawSender struct {
 
 	req      chan int      // the pending request (capacity 1)
 	lowWater chan struct{} // BufferedAmount fell to the low mark (capacity 1)
+	arrived  atomic.Int64  // when the pending request arrived (Unix ns)
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -231,6 +233,7 @@ func newRawSender(dc *webrtc.DataChannel, segs [][]byte) *rawSender {
 			return
 		}
 		// The client has one request in flight at a time.
+		r.arrived.Store(time.Now().UnixNano())
 		select {
 		case r.req <- int(m.Data[0]):
 		default:
@@ -263,8 +266,14 @@ func (r *rawSender) run() {
 	}
 }
 
-// send writes payload and reports whether the sender should go on.
+// send writes payload and reports whether the sender should go on. The
+// first message carries, in its first 16 bytes, when the request arrived
+// and when that message was handed to pion (Unix ns, big-endian), so that
+// the client, on the same machine's clock, can split its request-to-first-
+// chunk time into the request's way in, the server's part and the first
+// chunk's way out. Copying that one message costs next to nothing.
 func (r *rawSender) send(payload []byte) bool {
+	first := true
 	for len(payload) > 0 {
 		for r.dc.BufferedAmount() > p2p.DefaultHighWaterMark {
 			// The timeout guards against a low-water event that
@@ -277,7 +286,14 @@ func (r *rawSender) send(payload []byte) bool {
 			}
 		}
 		n := min(len(payload), p2p.DefaultMaxMessageSize)
-		if err := r.dc.Send(payload[:n]); err != nil {
+		msg := payload[:n]
+		if first {
+			first = false
+			msg = append([]byte(nil), msg...)
+			binary.BigEndian.PutUint64(msg, uint64(r.arrived.Load()))
+			binary.BigEndian.PutUint64(msg[8:], uint64(time.Now().UnixNano()))
+		}
+		if err := r.dc.Send(msg); err != nil {
 			return false
 		}
 		r.bytesSent.Add(uint64(n))
