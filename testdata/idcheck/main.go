@@ -8,7 +8,7 @@
 // Usage:
 //
 //	go run ./testdata/idcheck -url http://host/path/master.m3u8 [-swarm ID]
-//	go run ./testdata/idcheck -url URL -watch 60s [-interval 1s]
+//	go run ./testdata/idcheck -url URL -watch 60s [-interval 1s] [-trace]
 //
 // -url is the manifest URL exactly as the player is given it: the base swarm
 // id is that URL without its query (after redirects), unless -swarm sets the
@@ -18,6 +18,9 @@
 // -watch follows every live HLS media playlist for that long (or until
 // SIGINT/SIGTERM), refreshing each every -interval with manifest.LiveStream,
 // and then prints every segment seen, with the id it got when first seen.
+// Each load and refresh round is a copy of all the playlists from one moment
+// (fetched again until two passes agree; see fetchRound). -trace logs each
+// refresh to stderr.
 //
 // Output (stdout, JSON):
 //
@@ -122,7 +125,7 @@ func main() {
 	trace := flag.Bool("trace", false, "log every live refresh (media sequence, new segments and their ids) to stderr")
 	flag.Parse()
 	if *manifestURL == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: idcheck -url <manifest URL> [-swarm ID] [-watch D [-interval I]]")
+		fmt.Fprintln(os.Stderr, "usage: idcheck -url <manifest URL> [-swarm ID] [-watch D [-interval I] [-trace]]")
 		os.Exit(2)
 	}
 
