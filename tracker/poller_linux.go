@@ -59,7 +59,7 @@ func newPoller() (*poller, error) {
 			return nil, err
 		}
 		l := &pollLoop{epfd: fd, conns: make(map[uint64]*conn)}
-		l.readFn = func(fd uintptr) { l.readN, l.readErr = syscall.Read(int(fd), l.readBuf) }
+		l.readFn = func(fd uintptr) { l.readN, l.readErr = readNow(int(fd), l.readBuf) }
 		p.loops = append(p.loops, l)
 	}
 	return p, nil
@@ -164,7 +164,7 @@ func (l *pollLoop) run(ctx context.Context) {
 		ready := func(fd uintptr) bool {
 			for {
 				var err error
-				n, err = syscall.EpollWait(int(fd), events, 0)
+				n, err = epollWaitNow(int(fd), events)
 				if err != syscall.EINTR {
 					return n > 0 // false: wait in the runtime's poller
 				}

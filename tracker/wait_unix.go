@@ -31,7 +31,7 @@ func writeNonBlocking(rc syscall.RawConn, b []byte) (int, error) {
 	var werr error
 	// Control, not Write: RawConn.Write fails once a write deadline set by
 	// an earlier blocking write has passed, and this write never waits.
-	err := rc.Control(func(fd uintptr) { n, werr = syscall.Write(int(fd), b) })
+	err := rc.Control(func(fd uintptr) { n, werr = writeNow(int(fd), b) })
 	if n < 0 {
 		n = 0
 	}
