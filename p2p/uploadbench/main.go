@@ -19,12 +19,13 @@
 // This process is the seeder. It serves every peer through one UDP socket
 // with 4 MiB buffers, as pion-notes §2 and §3 recommend, in the seeder's
 // own ICE UDP mux (seeder.NewUDPMux, which yields the processor every few
-// packets it sends; -plain-mux uses pion's mux as it comes). The browsers are client PeerConnections
-// in a child process (this binary run with -role client), so their CPU time
-// is not counted against the seeder; the two exchange complete,
-// non-trickle SDP over the child's stdin and stdout. Each load peer opens
-// two channels: a P2P Media Loader channel, answered by an UploadSession
-// with segments from the seeder's cache, and a raw channel.
+// packets it sends; -plain-mux uses pion's mux as it comes). The browsers
+// are client PeerConnections in a child process (this binary run with
+// -role client), so their CPU time is not counted against the seeder; the
+// two exchange complete, non-trickle SDP over the child's stdin and stdout.
+// Each load peer opens two channels: a P2P Media Loader channel, answered
+// by an UploadSession with segments from the seeder's cache, and a raw
+// channel.
 //
 // Two modes then run in turn on those peers, each for a warm-up and a
 // measured interval:

@@ -71,8 +71,8 @@ func newMuxAPI(seederMux bool) (*muxAPI, error) {
 	}
 	m := &muxAPI{addr: conn.LocalAddr().(*net.UDPAddr)}
 	m.rcvbuf, m.sndbuf = socketBuffers(conn)
-	// A nil logger makes the mux use pion's default one, which writes
-	// errors to stderr.
+	// With a nil logger pion's mux uses pion's default one, which writes
+	// errors to stderr; the seeder's drops them.
 	var mux ice.UDPMux
 	if seederMux {
 		mux, m.kind = seeder.NewUDPMux(conn, nil), "the seeder's ICE UDP mux (seeder.NewUDPMux)"

@@ -76,7 +76,7 @@ type clientResult struct {
 	// RawSplitMS holds, in raw mode, the same requests' times split in
 	// three: request sent to request received by the server, received to
 	// first chunk handed to pion, handed to pion to first chunk received.
-	RawSplitMS [3][]float64 `json:"raw_split_ms,omitempty"`
+	RawSplitMS [3][]float64 `json:"raw_split_ms,omitzero"`
 	// Requests counts requests sent in the interval, Completed those
 	// fully received, Timeouts those given up after 2 s without a byte
 	// (the browser's p2pNotReceivingBytesTimeoutMs), Absent those

@@ -267,7 +267,7 @@ func (r *rawSender) run() {
 }
 
 // send writes payload and reports whether the sender should go on. The
-// first message carries, in its first 16 bytes, when the request arrived
+// first message, if it has 16 bytes, starts with when the request arrived
 // and when that message was handed to pion (Unix ns, big-endian), so that
 // the client, on the same machine's clock, can split its request-to-first-
 // chunk time into the request's way in, the server's part and the first
@@ -287,12 +287,12 @@ func (r *rawSender) send(payload []byte) bool {
 		}
 		n := min(len(payload), p2p.DefaultMaxMessageSize)
 		msg := payload[:n]
-		if first {
-			first = false
+		if first && n >= 16 {
 			msg = append([]byte(nil), msg...)
 			binary.BigEndian.PutUint64(msg, uint64(r.arrived.Load()))
 			binary.BigEndian.PutUint64(msg[8:], uint64(time.Now().UnixNano()))
 		}
+		first = false
 		if err := r.dc.Send(msg); err != nil {
 			return false
 		}
