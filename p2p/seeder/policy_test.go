@@ -232,6 +232,9 @@ type renditionOrigin struct {
 	mu      sync.Mutex
 	seq     int64
 	fetched map[string]int // playlist -> fetches at seq
+	// stall, if set, makes the segments of that playlist hang until the
+	// fetch is given up.
+	stall string
 }
 
 const renditionURL = "http://live.test/renditions/master.m3u8"
@@ -243,7 +246,7 @@ func renditionSegment(playlist string, n int64) []byte {
 }
 
 // Fetch implements manifest.Fetcher.
-func (o *renditionOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
+func (o *renditionOrigin) Fetch(ctx context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
 	u, _ := url.Parse(raw)
 	name := strings.TrimPrefix(u.Path, "/renditions/")
 	if name == "master.m3u8" {
@@ -277,6 +280,10 @@ func (o *renditionOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteR
 	if i := strings.LastIndexByte(name, '-'); i > 0 {
 		playlist = name[:i]
 		if _, err := fmt.Sscanf(name[i+1:], "%d.ts", &n); err == nil && slices.Contains(renditionPlaylists, playlist) {
+			if playlist == o.stall {
+				<-ctx.Done()
+				return nil, "", ctx.Err()
+			}
 			return renditionSegment(playlist, n), raw, nil
 		}
 	}
@@ -292,7 +299,21 @@ func (o *renditionOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteR
 // number an audio segment from a stale video copy, giving two segments one
 // id.
 func TestSeederFollowsLiveRenditionsTogether(t *testing.T) {
-	origin := &renditionOrigin{seq: 100, fetched: map[string]int{}}
+	followRenditions(t, &renditionOrigin{seq: 100, fetched: map[string]int{}})
+}
+
+// TestSeederLivePlaylistsDoNotWaitForEachOther: segments of one playlist
+// that never arrive hold up neither the refreshes nor the other playlists'
+// segments (each playlist has its own prefetch worker).
+func TestSeederLivePlaylistsDoNotWaitForEachOther(t *testing.T) {
+	followRenditions(t, &renditionOrigin{seq: 100, fetched: map[string]int{}, stall: "v0"})
+}
+
+// followRenditions seeds origin's presentation and checks that the shaka
+// audio swarm's announcement advances and that each id serves its own
+// audio segment.
+func followRenditions(t *testing.T, origin *renditionOrigin) {
+	t.Helper()
 	env := newTestEnv(t, func(c *Config) { c.Source = origin })
 	p, err := manifest.Load(context.Background(), renditionURL, origin, nil)
 	if err != nil {

@@ -98,11 +98,18 @@ func (st *stream) run() {
 // video segment (manifest.LiveStream), so the video playlists of a round are
 // merged before its audio playlists, and a round's playlists are fetched
 // together so that they are copies from about the same moment, as shaka
-// fetches them.
+// fetches them. New segments are fetched into the cache by one worker per
+// playlist, so a slow segment holds up neither the refreshes nor the other
+// playlists.
 type hlsFollower struct {
 	st        *stream
 	playlists []*playlistFollower // video first, then audio (Presentation.Streams order)
 }
+
+// maxPrefetchQueue bounds the new segments waiting for a playlist's
+// prefetch worker; beyond it the oldest are dropped (they are fetched on
+// demand if a peer asks).
+const maxPrefetchQueue = 32
 
 // playlistFollower is one followed media playlist and its swarms.
 type playlistFollower struct {
@@ -114,16 +121,26 @@ type playlistFollower struct {
 	body  []byte
 	final string
 	err   error
+
+	// New segments waiting for the prefetch worker, oldest first.
+	mu    sync.Mutex
+	queue []*manifest.Segment
+	wake  chan struct{} // capacity 1
 }
 
 // run refreshes the playlists at about half the segment duration (the HLS
-// reload rule for an unchanged playlist), fetches new segments into the
-// cache and announces them as soon as they are there.
+// reload rule for an unchanged playlist), has new segments fetched into the
+// cache and announced as soon as they are there, and returns once the
+// stream is removed and its workers have ended.
 func (f *hlsFollower) run(log *zap.Logger) {
-	// The first batch: the segments Load already found.
-	f.publishAll(func(pf *playlistFollower) ([]*manifest.Segment, []*manifest.Segment) {
-		return pf.live.Stream().Segments, nil
-	}, log)
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	for _, pf := range f.playlists {
+		pf.wake = make(chan struct{}, 1)
+		workers.Go(func() { f.prefetchWorker(pf, log) })
+		// The first batch: the segments Load already found.
+		f.publish(pf, pf.live.Stream().Segments, nil)
+	}
 	for {
 		var active []*playlistFollower
 		wait := 10 * time.Second
@@ -149,7 +166,6 @@ func (f *hlsFollower) run(log *zap.Logger) {
 		if f.st.ctx.Err() != nil {
 			return
 		}
-		changes := make(map[*playlistFollower]*manifest.Refresh, len(active))
 		for _, pf := range active { // video before audio
 			ms := pf.live.Stream()
 			if pf.err != nil {
@@ -162,17 +178,8 @@ func (f *hlsFollower) run(log *zap.Logger) {
 				log.Warn("refreshing live playlist", zap.String("playlist", ms.URL), zap.Error(err))
 				continue
 			}
-			changes[pf] = r
-		}
-		f.publishAll(func(pf *playlistFollower) ([]*manifest.Segment, []*manifest.Segment) {
-			if r := changes[pf]; r != nil {
-				return r.New, r.Removed
-			}
-			return nil, nil
-		}, log)
-		for pf, r := range changes {
+			f.publish(pf, r.New, r.Removed)
 			if r.Ended {
-				ms := pf.live.Stream()
 				log.Info("live playlist ended", zap.String("playlist", ms.URL))
 				pf.ended = true
 				for _, sw := range pf.swarms {
@@ -198,30 +205,57 @@ func (f *hlsFollower) fetchAll(active []*playlistFollower) {
 	wg.Wait()
 }
 
-// publishAll publishes what changed in each playlist, prefetching the new
-// segments of the playlists concurrently, and returns once all are done.
-func (f *hlsFollower) publishAll(changed func(*playlistFollower) (added, removed []*manifest.Segment), log *zap.Logger) {
-	var wg sync.WaitGroup
-	for _, pf := range f.playlists {
-		added, removed := changed(pf)
-		if len(added) == 0 && len(removed) == 0 {
-			continue
-		}
-		wg.Go(func() { f.publish(pf, added, removed, log) })
+// publish records a playlist's change: removed segments stop being
+// announced (they stay servable while the LiveStream retains them) and new
+// ones are queued for the playlist's prefetch worker, which announces each
+// once it is cached.
+func (f *hlsFollower) publish(pf *playlistFollower, added, removed []*manifest.Segment) {
+	if len(added) == 0 && len(removed) == 0 {
+		return
 	}
-	wg.Wait()
-}
-
-// publish fetches a playlist's new segments in playlist order and
-// announces each one once it is cached; removed segments stop being
-// announced but stay servable while the LiveStream retains them.
-func (f *hlsFollower) publish(pf *playlistFollower, added, removed []*manifest.Segment, log *zap.Logger) {
 	s := f.st.s
 	s.mapSegments(f.st.cfg.URL, added, removed)
 	for _, sw := range pf.swarms {
 		sw.setSegments(pf.live.Stream().Segments, removed, false)
 	}
-	f.st.prefetch(added, pf.swarms, log)
+	pf.mu.Lock()
+	gone := make(map[*manifest.Segment]bool, len(removed))
+	for _, seg := range removed {
+		gone[seg] = true
+	}
+	q := pf.queue[:0]
+	for _, seg := range pf.queue {
+		if !gone[seg] {
+			q = append(q, seg)
+		}
+	}
+	q = append(q, added...)
+	if len(q) > maxPrefetchQueue {
+		q = q[len(q)-maxPrefetchQueue:]
+	}
+	pf.queue = q
+	pf.mu.Unlock()
+	select {
+	case pf.wake <- struct{}{}:
+	default:
+	}
+}
+
+// prefetchWorker fetches a playlist's queued segments in order until the
+// stream ends.
+func (f *hlsFollower) prefetchWorker(pf *playlistFollower, log *zap.Logger) {
+	for {
+		select {
+		case <-f.st.ctx.Done():
+			return
+		case <-pf.wake:
+		}
+		pf.mu.Lock()
+		batch := pf.queue
+		pf.queue = nil
+		pf.mu.Unlock()
+		f.st.prefetch(batch, pf.swarms, log)
+	}
 }
 
 // prefetch fetches new live segments into the cache in order and makes
