@@ -14,23 +14,17 @@ import (
 // sleeps and wake-ups, more than the writes themselves.
 
 // writeNow is write(2) on a non-blocking descriptor.
-func writeNow(fd int, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(n), nil
-}
+func writeNow(fd int, b []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, b) }
 
 // readNow is read(2) on a non-blocking descriptor.
-func readNow(fd int, b []byte) (int, error) {
+func readNow(fd int, b []byte) (int, error) { return rawIO(syscall.SYS_READ, fd, b) }
+
+// rawIO makes the read or write system call trap on fd with b.
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if errno != 0 {
 		return -1, errno
 	}
