@@ -117,11 +117,6 @@ type playlistFollower struct {
 	swarms []*swarm
 	ended  bool // EXT-X-ENDLIST seen: no more refreshes
 
-	// One round's fetch.
-	body  []byte
-	final string
-	err   error
-
 	// New segments waiting for the prefetch worker, oldest first.
 	mu    sync.Mutex
 	queue []*manifest.Segment
@@ -162,18 +157,17 @@ func (f *hlsFollower) run(log *zap.Logger) {
 		if !sleepCtx(f.st.ctx, wait) {
 			return
 		}
-		f.fetchAll(active)
+		fetched := f.fetchAll(active)
 		if f.st.ctx.Err() != nil {
 			return
 		}
-		for _, pf := range active { // video before audio
+		for i, pf := range active { // video before audio
 			ms := pf.live.Stream()
-			if pf.err != nil {
-				log.Warn("refreshing live playlist", zap.String("playlist", ms.URL), zap.Error(pf.err))
+			if err := fetched[i].err; err != nil {
+				log.Warn("refreshing live playlist", zap.String("playlist", ms.URL), zap.Error(err))
 				continue
 			}
-			r, err := pf.live.Refresh(pf.final, pf.body)
-			pf.body = nil
+			r, err := pf.live.Refresh(fetched[i].final, fetched[i].body)
 			if err != nil {
 				log.Warn("refreshing live playlist", zap.String("playlist", ms.URL), zap.Error(err))
 				continue
@@ -190,19 +184,28 @@ func (f *hlsFollower) run(log *zap.Logger) {
 	}
 }
 
-// fetchAll fetches the playlists of one round concurrently.
-func (f *hlsFollower) fetchAll(active []*playlistFollower) {
+// playlistFetch is one playlist's copy from a round.
+type playlistFetch struct {
+	body  []byte
+	final string
+	err   error
+}
+
+// fetchAll fetches the playlists of one round concurrently, in the order
+// of active.
+func (f *hlsFollower) fetchAll(active []*playlistFollower) []playlistFetch {
 	s := f.st.s
+	out := make([]playlistFetch, len(active))
 	var wg sync.WaitGroup
-	for _, pf := range active {
+	for i, pf := range active {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(f.st.ctx, 10*time.Second)
 			defer cancel()
-			body, final, err := s.cfg.Source.Fetch(ctx, pf.live.Stream().URL, nil)
-			pf.body, pf.final, pf.err = body, final, err
+			out[i].body, out[i].final, out[i].err = s.cfg.Source.Fetch(ctx, pf.live.Stream().URL, nil)
 		})
 	}
 	wg.Wait()
+	return out
 }
 
 // publish records a playlist's change: removed segments stop being
