@@ -41,7 +41,17 @@ func (s *Seeder) newPeer(sw *swarm) (*peer, error) {
 		return nil, fmt.Errorf("seeder: new peer connection: %w", err)
 	}
 	p := &peer{sw: sw, pc: pc, created: time.Now(), closed: make(chan struct{})}
+	// A connection that never opens its channel is given up. The timer
+	// exists before the swarm can see the peer: a swarm closing right
+	// after addMember closes the peer, and close stops the timer.
+	p.connectTimer = time.AfterFunc(DefaultConnectTimeout, func() {
+		if p.uploadSession() == nil || !p.isConnected() {
+			s.counters.connectFailures.Add(1)
+			p.closeAsync()
+		}
+	})
 	if !sw.addMember(p) {
+		p.connectTimer.Stop()
 		_ = pc.Close()
 		s.releasePC()
 		return nil, errors.New("seeder: swarm closed")
@@ -57,13 +67,6 @@ func (s *Seeder) newPeer(sw *swarm) (*peer, error) {
 			// pion does not close a failed connection itself
 			// (pion-notes §4); closing from inside its callback
 			// could deadlock, so do it aside.
-			p.closeAsync()
-		}
-	})
-	// A connection that never opens its channel is given up.
-	p.connectTimer = time.AfterFunc(DefaultConnectTimeout, func() {
-		if p.uploadSession() == nil || !p.isConnected() {
-			s.counters.connectFailures.Add(1)
 			p.closeAsync()
 		}
 	})

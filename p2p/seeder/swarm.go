@@ -220,6 +220,14 @@ func (sw *swarm) claimPeer(p *peer, remoteID string) bool {
 	if sw.closed {
 		return false
 	}
+	select {
+	case <-p.closed:
+		// An answer that comes after the connect timer gave the offer
+		// up: a closed peer registered here would never be removed,
+		// and the browser's later offers would all be refused.
+		return false
+	default:
+	}
 	if _, dup := sw.peers[remoteID]; dup {
 		return false
 	}
