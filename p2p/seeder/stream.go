@@ -2,6 +2,7 @@ package seeder
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -107,8 +108,9 @@ type hlsFollower struct {
 }
 
 // maxPrefetchQueue bounds the new segments waiting for a playlist's
-// prefetch worker; beyond it the oldest are dropped (they are fetched on
-// demand if a peer asks).
+// prefetch worker. Beyond it the oldest leave the queue and are announced
+// at once, uncached, as VOD segments are: a peer's request fetches them on
+// demand, and browsers request only segments the seeder announces.
 const maxPrefetchQueue = 32
 
 // playlistFollower is one followed media playlist and its swarms.
@@ -233,11 +235,18 @@ func (f *hlsFollower) publish(pf *playlistFollower, added, removed []*manifest.S
 		}
 	}
 	q = append(q, added...)
+	var overflow []*manifest.Segment
 	if len(q) > maxPrefetchQueue {
-		q = q[len(q)-maxPrefetchQueue:]
+		overflow = q[:len(q)-maxPrefetchQueue]
+		q = slices.Clone(q[len(q)-maxPrefetchQueue:])
 	}
 	pf.queue = q
 	pf.mu.Unlock()
+	for _, seg := range overflow {
+		for _, sw := range pf.swarms {
+			sw.markAvailable(seg)
+		}
+	}
 	select {
 	case pf.wake <- struct{}{}:
 	default:
