@@ -48,8 +48,29 @@ func (b *UploadBudget) TryAcquire() bool {
 	if b.maxUploads > 0 && b.running >= b.maxUploads {
 		return false
 	}
+	if b.rate > 0 && b.refill(time.Now()) < -b.rate*maxByteBacklog.Seconds() {
+		// The running uploads already owe more than the byte rate
+		// pays off in maxByteBacklog: another one would only make
+		// every upload miss the browser's timer.
+		return false
+	}
 	b.running++
 	return true
+}
+
+// maxByteBacklog is how far behind the byte rate the running uploads may
+// be before TryAcquire refuses new ones: half the browser's 2 s wait for
+// the next bytes of a segment.
+const maxByteBacklog = time.Second
+
+// refill adds the tokens earned since the last call and returns the
+// balance. b.mu must be held.
+func (b *UploadBudget) refill(now time.Time) float64 {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	return b.tokens
 }
 
 // Release returns a slot taken by TryAcquire.
@@ -73,20 +94,16 @@ func (b *UploadBudget) Running() int {
 }
 
 // WaitBytes blocks until n bytes may be sent under the byte rate, or ctx
-// ends. Waits are short: a chunk is at most DefaultMaxMessageSize bytes,
-// well inside the browser's 2 s inactivity timer unless the rate is set
-// below about 32 KiB/s.
+// ends. The bytes are booked at once, so concurrent uploads queue behind
+// each other; TryAcquire keeps that queue under maxByteBacklog. A wait that
+// ctx ends gives its bytes back: they were never sent, and keeping them
+// booked would delay every later upload by them.
 func (b *UploadBudget) WaitBytes(ctx context.Context, n int) error {
 	if b == nil || b.rate == 0 {
 		return ctx.Err()
 	}
 	b.mu.Lock()
-	now := time.Now()
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	b.tokens -= float64(n)
+	b.tokens = b.refill(time.Now()) - float64(n)
 	deficit := -b.tokens
 	b.mu.Unlock()
 	if deficit <= 0 {
@@ -96,6 +113,9 @@ func (b *UploadBudget) WaitBytes(ctx context.Context, n int) error {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		b.mu.Lock()
+		b.tokens = min(b.burst, b.tokens+float64(n))
+		b.mu.Unlock()
 		return ctx.Err()
 	case <-t.C:
 		return nil
