@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -427,10 +428,23 @@ func (s *UploadSession) cancelRequest(c CancelSegmentRequest) {
 func (s *UploadSession) run() {
 	defer close(s.done)
 	defer s.cancel()
+	// Armed after an Absent for an announced segment (see
+	// reannounceAfterAbsent); a nil channel never fires.
+	var reannounce *time.Timer
+	var reannounceC <-chan time.Time
+	defer func() {
+		if reannounce != nil {
+			reannounce.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-reannounceC:
+			reannounceC = nil
+			s.resendAnnouncement()
+			continue
 		case <-s.wake:
 		}
 		s.mu.Lock()
@@ -444,7 +458,14 @@ func (s *UploadSession) run() {
 		s.current = &activeUpload{req: *req, cancel: cancel}
 		s.mu.Unlock()
 
-		s.serve(ctx, *req)
+		if s.serve(ctx, *req) && reannounceC == nil {
+			if reannounce == nil {
+				reannounce = time.NewTimer(reannounceAfterAbsent)
+			} else {
+				reannounce.Reset(reannounceAfterAbsent)
+			}
+			reannounceC = reannounce.C
+		}
 
 		s.mu.Lock()
 		s.current = nil
@@ -453,18 +474,45 @@ func (s *UploadSession) run() {
 	}
 }
 
+// reannounceAfterAbsent is how long after answering Absent for a segment it
+// announces the session sends its announcement again. A browser deletes the
+// id from its copy of our list on Absent (spec §3.5), and an Absent for an
+// announced segment is temporary (no upload slot free, a slow or failing
+// origin); a VOD list never changes by itself, so without this the
+// segment would stay hidden from that browser. The delay keeps the browser
+// from retrying straight into the same overload.
+const reannounceAfterAbsent = 2 * time.Second
+
+// resendAnnouncement sends the current announcement again, unless the
+// channel is not open or its buffer is full.
+func (s *UploadSession) resendAnnouncement() {
+	s.annMu.Lock()
+	defer s.annMu.Unlock()
+	if !s.isOpen || s.ctx.Err() != nil || s.dc.BufferedAmount() > s.opts.HighWaterMark {
+		return
+	}
+	_ = s.sendCommand(s.announced) // errors are counted; the channel is closing
+}
+
+// announces reports whether the current announcement offers id.
+func (s *UploadSession) announces(id int64) bool {
+	s.annMu.Lock()
+	defer s.annMu.Unlock()
+	return slices.Contains(s.announced.Loaded, id)
+}
+
 // serve answers one request. ctx is cancelled by a matching cancel, a newer
 // request or the end of the session; after that nothing more is sent for
-// the request.
-func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) {
+// the request. It reports whether it answered Absent for a segment the
+// session announces.
+func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAnnounced bool) {
 	if req.ID < 0 || req.ByteFrom < 0 {
 		s.sendAbsent(ctx, req)
-		return
+		return false
 	}
 	if !s.opts.Budget.TryAcquire() {
 		s.stats.overBudget.Add(1)
-		s.sendAbsent(ctx, req)
-		return
+		return s.sendAbsent(ctx, req) && s.announces(req.ID)
 	}
 	defer s.opts.Budget.Release()
 	lookupCtx, cancelLookup := context.WithTimeout(ctx, s.opts.LookupTimeout)
@@ -476,8 +524,7 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) {
 		s.stats.aborted.Add(1)
 		return
 	case err != nil || !ok || lookupErr != nil || req.ByteFrom > int64(len(data)):
-		s.sendAbsent(ctx, req)
-		return
+		return s.sendAbsent(ctx, req) && s.announces(req.ID)
 	}
 	payload := data[req.ByteFrom:]
 	header := SegmentData{ID: req.ID, Size: int64(len(payload)), RequestID: req.RequestID}
@@ -517,21 +564,24 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) {
 		return
 	}
 	s.stats.completed.Add(1)
+	return false
 }
 
 // sendAbsent answers req with SegmentAbsent unless the request was
 // cancelled or the channel's buffer is full (a peer that does not read its
-// replies gets none, so a request flood cannot grow our memory).
-func (s *UploadSession) sendAbsent(ctx context.Context, req SegmentRequest) {
+// replies gets none, so a request flood cannot grow our memory). It
+// reports whether it sent the reply.
+func (s *UploadSession) sendAbsent(ctx context.Context, req SegmentRequest) bool {
 	if ctx.Err() != nil || s.dc.BufferedAmount() > s.opts.HighWaterMark {
 		s.stats.aborted.Add(1)
-		return
+		return false
 	}
 	if err := s.sendCommand(SegmentAbsent{ID: req.ID, RequestID: req.RequestID}); err != nil {
 		s.cancel()
-		return
+		return false
 	}
 	s.stats.absent.Add(1)
+	return true
 }
 
 // errStalled reports an upload abandoned by flow control.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -634,6 +635,50 @@ func TestServeUploadBudget(t *testing.T) {
 	}
 	if el := time.Since(start); el < 1500*time.Millisecond {
 		t.Fatalf("300 KiB at 100 KiB/s took %v", el)
+	}
+}
+
+// An Absent for an announced segment (here: no upload slot free) is
+// temporary, but the browser deletes the id from its copy of the list on
+// Absent: the session announces its list again reannounceAfterAbsent
+// later. An Absent for an id it never announced changes nothing.
+func TestServeReannouncesAfterAbsent(t *testing.T) {
+	budget := NewUploadBudget(1, 0)
+	src := serveTestSource(map[int64][]byte{1: serveTestData(8 << 20), 2: serveTestData(3000)})
+	opts := UploadOptions{HighWaterMark: 256 << 10, LowWaterMark: 64 << 10, Budget: budget}
+	a := newServeHarness(t, src, opts, []int64{1, 2})
+	b := newServeHarness(t, src, opts, []int64{1, 2})
+	a.nextCommand()
+	b.nextCommand()
+	a.startBlockedUpload(1, 100)
+	defer a.unblock()
+
+	b.send(SegmentRequest{ID: 7, RequestID: 1}) // never announced
+	if c, ok := b.nextCommand().(SegmentAbsent); !ok || c.ID != 7 {
+		t.Fatalf("unknown id: got %#v, want SegmentAbsent", c)
+	}
+	select {
+	case m := <-b.msgs:
+		t.Fatalf("an Absent for an unannounced id was followed by a %d-byte message", len(m))
+	case <-time.After(reannounceAfterAbsent + 300*time.Millisecond):
+	}
+	start := time.Now()
+	b.send(SegmentRequest{ID: 2, RequestID: 2}) // announced, over budget
+	if c, ok := b.nextCommand().(SegmentAbsent); !ok || c.ID != 2 {
+		t.Fatalf("over budget: got %#v, want SegmentAbsent", c)
+	}
+	c, ok := b.nextCommand().(SegmentsAnnouncement)
+	if !ok || !slices.Contains(c.Loaded, 2) {
+		t.Fatalf("after the Absent: got %#v, want the announcement with id 2", c)
+	}
+	if el := time.Since(start); el < reannounceAfterAbsent/2 {
+		t.Errorf("announced again after %v, want about %v", el, reannounceAfterAbsent)
+	}
+	// Only one re-announcement per Absent: nothing else arrives.
+	select {
+	case m := <-b.msgs:
+		t.Fatalf("unexpected %d-byte message after the re-announcement", len(m))
+	case <-time.After(reannounceAfterAbsent + 500*time.Millisecond):
 	}
 }
 
