@@ -195,6 +195,9 @@ type UploadSession struct {
 	annMu     sync.Mutex
 	announced SegmentsAnnouncement
 	isOpen    bool
+	// annPending: the current announcement could not be sent because
+	// the channel's buffer was full; it goes out once the buffer drains.
+	annPending bool
 
 	msgMu  sync.Mutex // serialises incoming message handling
 	joiner *Joiner
@@ -300,6 +303,13 @@ func (s *UploadSession) Announce(ids []int64) (Omitted, error) {
 	if !s.isOpen || s.ctx.Err() != nil {
 		return omitted, nil
 	}
+	if s.dc.BufferedAmount() > s.opts.HighWaterMark {
+		// A peer that does not read gets the newest list once it
+		// does, not every list queued in our memory.
+		s.annPending = true
+		return omitted, nil
+	}
+	s.annPending = false
 	if err := s.sendCommand(a); err != nil {
 		return omitted, fmt.Errorf("p2p: announce %d ids: %w", len(a.Loaded), err)
 	}
@@ -443,7 +453,10 @@ func (s *UploadSession) run() {
 			return
 		case <-reannounceC:
 			reannounceC = nil
-			s.resendAnnouncement()
+			s.resendAnnouncement(true)
+			continue
+		case <-s.lowWater:
+			s.resendAnnouncement(false)
 			continue
 		case <-s.wake:
 		}
@@ -471,6 +484,8 @@ func (s *UploadSession) run() {
 		s.current = nil
 		s.mu.Unlock()
 		cancel()
+		// serve consumes the low-water events while it runs.
+		s.resendAnnouncement(false)
 	}
 }
 
@@ -483,14 +498,20 @@ func (s *UploadSession) run() {
 // from retrying straight into the same overload.
 const reannounceAfterAbsent = 2 * time.Second
 
-// resendAnnouncement sends the current announcement again, unless the
-// channel is not open or its buffer is full.
-func (s *UploadSession) resendAnnouncement() {
+// resendAnnouncement sends the current announcement if one is pending
+// (held back by a full buffer) or always is set, unless the channel is not
+// open or its buffer is (still) full, in which case it stays pending.
+func (s *UploadSession) resendAnnouncement(always bool) {
 	s.annMu.Lock()
 	defer s.annMu.Unlock()
-	if !s.isOpen || s.ctx.Err() != nil || s.dc.BufferedAmount() > s.opts.HighWaterMark {
+	if !(always || s.annPending) || !s.isOpen || s.ctx.Err() != nil {
 		return
 	}
+	if s.dc.BufferedAmount() > s.opts.HighWaterMark {
+		s.annPending = true
+		return
+	}
+	s.annPending = false
 	_ = s.sendCommand(s.announced) // errors are counted; the channel is closing
 }
 

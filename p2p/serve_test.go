@@ -475,6 +475,63 @@ func TestServeHostileInput(t *testing.T) {
 	}
 }
 
+// Announcements to a peer that does not read are not queued in our memory:
+// while the channel's buffer is above the high-water mark only the newest
+// list is kept, and it goes out once the peer reads again.
+func TestServeAnnounceToSlowReader(t *testing.T) {
+	const size = 12 << 20
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: serveTestData(size)}), UploadOptions{}, []int64{1})
+	h.nextCommand()
+	h.startBlockedUpload(1, 5)
+	// The peer's receive window fills first; then our buffer stays full.
+	var sent uint64
+	waitFor(t, "the upload to stall", func() bool {
+		prev := sent
+		sent = h.sess.Stats().BytesSent
+		time.Sleep(200 * time.Millisecond)
+		return sent == prev && h.sdc.BufferedAmount() > DefaultHighWaterMark
+	})
+	ids := make([]int64, 5000) // about 20 KB per announcement
+	for i := range ids {
+		ids[i] = int64(i)
+	}
+	for round := range 200 {
+		ids[0] = int64(10000 + round)
+		if _, err := h.sess.Announce(ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := uint64(DefaultHighWaterMark + DefaultMaxMessageSize + 4<<10)
+	if b := h.sdc.BufferedAmount(); b > limit {
+		t.Fatalf("200 announcements to a peer that is not reading: %d bytes buffered, limit %d", b, limit)
+	}
+	h.blockOnPayload.Store(false)
+	h.unblock()
+	var last SegmentsAnnouncement
+	announcements := 0
+	deadline := time.After(30 * time.Second)
+	for last.Loaded == nil || last.Loaded[len(last.Loaded)-1] != 10199 {
+		var m []byte
+		select {
+		case m = <-h.msgs:
+		case <-deadline:
+			t.Fatalf("the newest announcement never arrived (%d announcements seen)", announcements)
+		}
+		if !IsCommandFrame(m) {
+			continue
+		}
+		if cmd, err := Decode(m[4 : len(m)-4]); err == nil {
+			if a, ok := cmd.(SegmentsAnnouncement); ok {
+				announcements++
+				last = a
+			}
+		}
+	}
+	if announcements > 2 {
+		t.Errorf("the peer got %d announcements after reading again, want the newest only", announcements)
+	}
+}
+
 func TestServeSlowReader(t *testing.T) {
 	const size = 12 << 20
 	data := serveTestData(size)
