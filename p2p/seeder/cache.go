@@ -9,12 +9,13 @@ import (
 )
 
 // Cache is a byte-capped LRU cache of segment payloads with single-flight
-// filling: concurrent Gets of a missing key share one fetch. It is safe for
-// concurrent use.
+// filling: concurrent Gets of a missing key share one fetch. At most
+// MaxFetches fetches run at once. It is safe for concurrent use.
 type Cache struct {
 	maxBytes int64
 	// fetchCtx bounds every fetch; it ends when the owner closes.
 	fetchCtx context.Context
+	fills    sync.WaitGroup
 
 	mu       sync.Mutex
 	bytes    int64
@@ -40,6 +41,15 @@ type cacheEntry struct {
 	key  string
 	data []byte
 }
+
+// MaxFetches bounds the fetches a Cache runs at once. The payloads being
+// fetched are outside the byte cap until they are stored, so this bounds
+// that memory too (MaxFetches times the largest segment); a Get beyond it
+// fails at once with ErrTooManyFetches, which a peer hears as Absent.
+const MaxFetches = 64
+
+// ErrTooManyFetches is returned by Get when MaxFetches fetches are running.
+var ErrTooManyFetches = errors.New("seeder: too many segment fetches at once")
 
 type fetchCall struct {
 	done chan struct{}
@@ -87,10 +97,15 @@ func (c *Cache) Get(ctx context.Context, key string, fetch func(context.Context)
 	if ok {
 		c.stats.Shared++
 	} else {
+		if len(c.inflight) >= MaxFetches {
+			c.stats.Errors++
+			c.mu.Unlock()
+			return nil, ErrTooManyFetches
+		}
 		c.stats.Misses++
 		call = &fetchCall{done: make(chan struct{})}
 		c.inflight[key] = call
-		go c.fill(key, call, fetch)
+		c.fills.Go(func() { c.fill(key, call, fetch) })
 	}
 	c.mu.Unlock()
 	select {
@@ -100,6 +115,10 @@ func (c *Cache) Get(ctx context.Context, key string, fetch func(context.Context)
 		return nil, ctx.Err()
 	}
 }
+
+// Wait returns once every fetch has ended; they end soon after the context
+// given to NewCache does.
+func (c *Cache) Wait() { c.fills.Wait() }
 
 // fill runs one fetch and stores its result.
 func (c *Cache) fill(key string, call *fetchCall, fetch func(context.Context) ([]byte, error)) {

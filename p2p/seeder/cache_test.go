@@ -3,6 +3,7 @@ package seeder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -96,6 +97,42 @@ func TestCacheErrorsAreNotCachedAndWaitersCanLeave(t *testing.T) {
 	}
 	close(done)
 	waitFor(t, "the slow fetch to land", func() bool { _, ok := c.Peek("slow"); return ok })
+}
+
+// At most MaxFetches fetches run at once: the bytes being fetched are not
+// under the byte cap yet. Wait returns once they have all ended.
+func TestCacheBoundsFetchesAndWaitsForThem(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := NewCache(ctx, 1<<20)
+	var running atomic.Int32
+	stuck := func(ctx context.Context) ([]byte, error) {
+		running.Add(1)
+		defer running.Add(-1)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	for i := range MaxFetches {
+		short, stop := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := c.Get(short, fmt.Sprint("k", i), stuck)
+		stop()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("fetch %d: err %v, want the caller's deadline", i, err)
+		}
+	}
+	if _, err := c.Get(context.Background(), "one more", stuck); !errors.Is(err, ErrTooManyFetches) {
+		t.Fatalf("fetch %d: err %v, want ErrTooManyFetches", MaxFetches+1, err)
+	}
+	if _, ok := c.Peek("k0"); ok {
+		t.Fatal("a failed fetch was stored")
+	}
+	cancel()
+	c.Wait()
+	if n := running.Load(); n != 0 {
+		t.Fatalf("%d fetches still running after Wait", n)
+	}
+	if _, err := c.Get(context.Background(), "after", func(context.Context) ([]byte, error) { return []byte("x"), nil }); err != nil {
+		t.Fatalf("a fetch after the others ended: %v", err)
+	}
 }
 
 func TestFileSourceStaysUnderRoot(t *testing.T) {

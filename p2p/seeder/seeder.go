@@ -230,6 +230,7 @@ func (s *Seeder) Close() error {
 		sw.close()
 	}
 	s.wg.Wait()
+	s.cache.Wait()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package seeder
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -280,10 +281,12 @@ func (st *stream) prefetch(added []*manifest.Segment, swarms []*swarm, log *zap.
 		if st.ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrTooManyFetches) {
 			log.Warn("prefetching live segment", zap.String("url", seg.URL), zap.Error(err))
 			continue
 		}
+		// Fetched, or left to be fetched on demand while the cache
+		// is busy (as segments beyond the prefetch queue are).
 		for _, sw := range swarms {
 			sw.markAvailable(seg)
 		}
