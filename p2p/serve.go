@@ -142,6 +142,9 @@ type UploadStats struct {
 	BadFrames      uint64 `json:"bad_frames"`      // incoming frames the Joiner rejected
 	BadCommands    uint64 `json:"bad_commands"`    // joined commands that failed to decode
 	SendErrors     uint64 `json:"send_errors"`     // failed data-channel sends
+	// AnnouncementsDropped counts the peer's SegmentsAnnouncements
+	// dropped undecoded by the announcement rate cap.
+	AnnouncementsDropped uint64 `json:"announcements_dropped"`
 }
 
 // uploadCounters holds the atomic counterparts of UploadStats.
@@ -149,6 +152,7 @@ type uploadCounters struct {
 	requests, rateLimited, completed, absent, aborted, bytesSent atomic.Uint64
 	overBudget                                                   atomic.Uint64
 	payloadIgnored, badFrames, badCommands, sendErrors           atomic.Uint64
+	announcementsDropped                                         atomic.Uint64
 }
 
 // activeUpload identifies the request the worker is serving.
@@ -199,10 +203,12 @@ type UploadSession struct {
 	// the channel's buffer was full; it goes out once the buffer drains.
 	annPending bool
 
-	msgMu  sync.Mutex // serialises incoming message handling
-	joiner *Joiner
-	tokens float64
-	last   time.Time
+	msgMu     sync.Mutex // serialises incoming message handling
+	joiner    *Joiner
+	tokens    float64 // request bucket
+	last      time.Time
+	annTokens float64 // announcement bucket
+	annLast   time.Time
 
 	mu      sync.Mutex
 	pending *SegmentRequest
@@ -286,6 +292,8 @@ func (s *UploadSession) Stats() UploadStats {
 		BadFrames:      c.badFrames.Load(),
 		BadCommands:    c.badCommands.Load(),
 		SendErrors:     c.sendErrors.Load(),
+
+		AnnouncementsDropped: c.announcementsDropped.Load(),
 	}
 }
 
@@ -367,6 +375,13 @@ func (s *UploadSession) handleMessage(msg webrtc.DataChannelMessage) {
 	if !done {
 		return
 	}
+	if len(body) > 0 && CommandType(body[0]) == TypeSegmentsAnnouncement && !s.allowAnnouncementLocked(time.Now()) {
+		// Checked before decoding: an announcement can hold
+		// thousands of ids, and a peer sending them nonstop would
+		// otherwise keep a core busy decoding and counting them.
+		s.stats.announcementsDropped.Add(1)
+		return
+	}
 	cmd, err := Decode(body)
 	if err != nil {
 		s.stats.badCommands.Add(1)
@@ -390,17 +405,40 @@ func (s *UploadSession) handleMessage(msg webrtc.DataChannelMessage) {
 	// Unknown commands are ignored (spec §8, item 6).
 }
 
-// allowRequestLocked applies the token bucket; s.msgMu must be held.
+// allowRequestLocked applies the request token bucket; s.msgMu must be
+// held.
 func (s *UploadSession) allowRequestLocked(now time.Time) bool {
-	if !s.last.IsZero() {
-		s.tokens += now.Sub(s.last).Seconds() * s.opts.MaxRequestsPerSecond
-		s.tokens = min(s.tokens, float64(s.opts.RequestBurst))
+	return takeToken(&s.tokens, &s.last, now, s.opts.MaxRequestsPerSecond, float64(s.opts.RequestBurst))
+}
+
+// Browsers announce to each peer whenever their own segments change: a
+// segment loaded, an HTTP download started or ended. That is a few per
+// second, tens while a VOD is prefetched from a fast peer.
+const (
+	maxAnnouncementsPerSecond = 50
+	announcementBurst         = 100
+)
+
+// allowAnnouncementLocked applies the announcement token bucket; s.msgMu
+// must be held.
+func (s *UploadSession) allowAnnouncementLocked(now time.Time) bool {
+	if s.annLast.IsZero() {
+		s.annTokens = announcementBurst
 	}
-	s.last = now
-	if s.tokens < 1 {
+	return takeToken(&s.annTokens, &s.annLast, now, maxAnnouncementsPerSecond, announcementBurst)
+}
+
+// takeToken refills a token bucket at rate up to burst since *last and
+// takes one token from it if there is one.
+func takeToken(tokens *float64, last *time.Time, now time.Time, rate, burst float64) bool {
+	if !last.IsZero() {
+		*tokens = min(*tokens+now.Sub(*last).Seconds()*rate, burst)
+	}
+	*last = now
+	if *tokens < 1 {
 		return false
 	}
-	s.tokens--
+	*tokens--
 	return true
 }
 

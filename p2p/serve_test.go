@@ -532,6 +532,36 @@ func TestServeAnnounceToSlowReader(t *testing.T) {
 	}
 }
 
+// A peer that announces nonstop has its announcements dropped, undecoded,
+// beyond the announcement rate cap; the ones within it still arrive.
+func TestServeAnnouncementFlood(t *testing.T) {
+	var seen atomic.Int64
+	opts := UploadOptions{OnAnnouncement: func(SegmentsAnnouncement) { seen.Add(1) }}
+	h := newServeHarness(t, serveTestSource(nil), opts, nil)
+	h.nextCommand()
+	ids := make([]int64, 2000)
+	for i := range ids {
+		ids[i] = int64(i)
+	}
+	a, _ := BuildAnnouncement(ids, nil)
+	start := time.Now()
+	const sent = 400
+	for range sent {
+		h.send(a)
+	}
+	waitFor(t, "every announcement to be handled", func() bool {
+		return seen.Load()+int64(h.sess.Stats().AnnouncementsDropped) == sent
+	})
+	allowed := announcementBurst + maxAnnouncementsPerSecond*time.Since(start).Seconds() + 1
+	if n := float64(seen.Load()); n > allowed || n < announcementBurst {
+		t.Errorf("%v of %d announcements handled, want between %d and %.0f", n, sent, announcementBurst, allowed)
+	}
+	time.Sleep(100 * time.Millisecond) // a few tokens come back
+	before := seen.Load()
+	h.send(a)
+	waitFor(t, "an announcement after the flood", func() bool { return seen.Load() == before+1 })
+}
+
 func TestServeSlowReader(t *testing.T) {
 	const size = 12 << 20
 	data := serveTestData(size)

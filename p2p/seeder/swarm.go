@@ -332,6 +332,7 @@ func addStats(a *p2p.UploadStats, b p2p.UploadStats) {
 	a.BadFrames += b.BadFrames
 	a.BadCommands += b.BadCommands
 	a.SendErrors += b.SendErrors
+	a.AnnouncementsDropped += b.AnnouncementsDropped
 }
 
 // uploaded returns the payload bytes the swarm's sessions have sent.
