@@ -41,7 +41,8 @@ import (
 // groups no variant references (grafov only attaches renditions to the
 // variants that reference their group). Blank lines are removed before
 // grafov sees the text, because grafov takes a blank line after
-// EXT-X-STREAM-INF for the variant URI.
+// EXT-X-STREAM-INF for the variant URI. A leading UTF-8 byte order mark is
+// ignored, as browsers drop it before the players see the text.
 func ParseHLS(manifestURL string, body []byte, opts *Options) (*Presentation, error) {
 	base, err := url.Parse(manifestURL)
 	if err != nil {
@@ -60,7 +61,9 @@ func ParseHLS(manifestURL string, body []byte, opts *Options) (*Presentation, er
 		}
 		return p, nil
 	}
-	sc, err := scanMaster(manifestURL, body)
+	// The media playlist path above passes the body on untouched:
+	// LoadMediaPlaylist removes the byte order mark itself.
+	sc, err := scanMaster(manifestURL, trimBOM(body))
 	if err != nil {
 		return nil, err
 	}

@@ -152,8 +152,11 @@ func (p *Presentation) hlsIDRule(s *Stream, m *hlsMedia, refresh bool) hlsIDRule
 	return r
 }
 
-// parseHLSMedia scans and decodes a media playlist.
+// parseHLSMedia scans and decodes a media playlist. Every media playlist
+// (LoadMediaPlaylist, LiveStream.Refresh) comes through here, so this is
+// where its byte order mark is removed.
 func parseHLSMedia(u string, body []byte) (*hlsMedia, error) {
+	body = trimBOM(body)
 	base, err := url.Parse(u)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: parsing playlist URL %q: %w", u, err)

@@ -139,9 +139,22 @@ type masterScan struct {
 	clean []byte
 }
 
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// trimBOM removes one leading UTF-8 byte order mark. Players never see it:
+// browsers decode a response as UTF-8 and drop a leading BOM before hls.js
+// or shaka-player read the text, so a playlist saved by an editor that
+// writes one plays, and must parse here too.
+func trimBOM(body []byte) []byte {
+	return bytes.TrimPrefix(body, utf8BOM)
+}
+
 // isHLSMediaPlaylist reports whether the text is a media playlist by hls.js's
-// rule: a line starting with "#EXTINF:" or "#EXT-X-TARGETDURATION:".
+// rule: a line starting with "#EXTINF:" or "#EXT-X-TARGETDURATION:". A
+// leading byte order mark is ignored.
 func isHLSMediaPlaylist(body []byte) bool {
+	body = trimBOM(body)
 	for _, tag := range []string{"#EXTINF:", "#EXT-X-TARGETDURATION:"} {
 		for i := 0; ; {
 			j := bytes.Index(body[i:], []byte(tag))

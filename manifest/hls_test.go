@@ -385,3 +385,63 @@ func TestPlainRelativeMatchesResolveReference(t *testing.T) {
 		}
 	}
 }
+
+// TestHLSByteOrderMark: browsers drop a leading UTF-8 byte order mark before
+// hls.js or shaka-player see a playlist, so playlists saved with one play
+// and must give what they give without it, on every path a playlist comes
+// in by: ParseHLS (multivariant and media), LoadMediaPlaylist, Load and a
+// live refresh.
+func TestHLSByteOrderMark(t *testing.T) {
+	const bom = "\xef\xbb\xbf"
+	master := "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",LANGUAGE=\"en\",URI=\"audio.m3u8\"\n#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401e,mp4a.40.2\",AUDIO=\"a\"\nvideo.m3u8\n"
+	video := "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:10\n#EXTINF:4,\nv10.ts\n#EXTINF:4,\nv11.ts\n"
+	audio := "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:10\n#EXTINF:4,\na10.aac\n#EXTINF:4,\na11.aac\n"
+	load := func(prefix string) string {
+		t.Helper()
+		files := map[string]string{"master.m3u8": master, "video.m3u8": video, "audio.m3u8": audio}
+		f := FetcherFunc(func(_ context.Context, u string, _ *ByteRange) ([]byte, string, error) {
+			body, ok := files[strings.TrimPrefix(u, "https://b.example/")]
+			if !ok {
+				return nil, "", errors.New("not found")
+			}
+			return []byte(prefix + body), u, nil
+		})
+		p, err := Load(context.Background(), "https://b.example/master.m3u8", f, nil)
+		if err != nil {
+			t.Fatalf("prefix %q: %v", prefix, err)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if plain, marked := load(""), load(bom); marked != plain {
+		t.Errorf("with a byte order mark:\n%s\nwithout:\n%s", marked, plain)
+	}
+
+	// A media playlist given directly, and refreshed.
+	p, err := ParseHLS(liveURL, []byte(bom+video), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIDs(t, "direct", p.Streams[0].Segments, HLSJS, seq(10, 2))
+	l := NewLiveStream(p, p.Streams[0])
+	r, err := l.Refresh("", []byte(bom+strings.Replace(video, "SEQUENCE:10\n#EXTINF:4,\nv10.ts\n", "SEQUENCE:11\n", 1)+"#EXTINF:4,\nv12.ts\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.New) != 1 || r.New[0].ExternalID[HLSJS] != 12 {
+		t.Errorf("refresh: new %v", urls(r.New))
+	}
+
+	// Line numbers are unchanged; only one mark is dropped, as a browser
+	// drops one.
+	for body, line := range map[string]int{bom + "#EXTM3U\n#EXTINF:abc,\na.ts\n": 2, bom + bom + video: 1, bom + master + "#EXT-X-STREAM-INF:CODECS=\"x\"\nv.m3u8\n": 5} {
+		_, err := ParseHLS(liveURL, []byte(body), nil)
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Line != line {
+			t.Errorf("%q: error %v, want one on line %d", body, err, line)
+		}
+	}
+}
