@@ -16,6 +16,16 @@ const DefaultRetain = 3
 // bounded by the playlist window. A playlist that gains EXT-X-ENDLIST keeps
 // the ids of the segments it had (spec §4.1).
 //
+// A segment that left the playlist and comes back is new to both
+// integrations, which forget a segment once it is gone
+// (p2p-media-loader-hlsjs removes every runtime id the new playlist lacks),
+// so it is numbered afresh: an origin that recycles segment names serves
+// new content under the old URL at a new media sequence number. The
+// exception is a segment back at its own media sequence number, which is a
+// stale copy of the playlist from a cache that is behind; it keeps its ids
+// (for hls.js the new number would be the same, and shaka's would collide
+// with the current segments').
+//
 // The Stream's Segments always hold the latest playlist's segments. A
 // LiveStream is not safe for concurrent use, and neither are two LiveStreams
 // of one Presentation: they share the count from which shaka numbers audio
@@ -68,14 +78,13 @@ func (l *LiveStream) Refresh(responseURL string, body []byte) (*Refresh, error) 
 	}
 	rule := l.p.hlsIDRule(s, m, true)
 
-	known := make(map[string]*Segment, len(s.Segments)+len(l.retired))
-	for _, seg := range l.retired {
-		known[seg.RuntimeID()] = seg
-	}
-	current := make(map[string]bool, len(s.Segments))
+	current := make(map[string]*Segment, len(s.Segments))
 	for _, seg := range s.Segments {
-		known[seg.RuntimeID()] = seg
-		current[seg.RuntimeID()] = true
+		current[seg.RuntimeID()] = seg
+	}
+	retired := make(map[string]*Segment, len(l.retired))
+	for _, seg := range l.retired {
+		retired[seg.RuntimeID()] = seg
 	}
 
 	out := &Refresh{Ended: m.endList}
@@ -84,7 +93,16 @@ func (l *LiveStream) Refresh(responseURL string, body []byte) (*Refresh, error) 
 	var prev *Segment
 	for i, fresh := range m.segs {
 		id := fresh.RuntimeID()
-		seg, ok := known[id]
+		seg, ok := current[id]
+		if old, back := retired[id]; !ok && back && old.Sequence == fresh.Sequence {
+			// A departed segment back at its own media sequence
+			// number: this copy of the playlist is stale (a cache
+			// behind the others), and the segment is the one that
+			// left. At another number it is new content under a
+			// recycled URL, numbered below as both integrations
+			// do, having forgotten the URL when it left.
+			seg, ok = old, true
+		}
 		if !ok {
 			seg = fresh
 			if prev != nil {
@@ -109,17 +127,17 @@ func (l *LiveStream) Refresh(responseURL string, body []byte) (*Refresh, error) 
 	}
 	// Retired: previously retired and newly removed segments that are
 	// not back in the playlist, newest last, at most Retain.
-	var retired []*Segment
+	var stillRetired []*Segment
 	for _, seg := range l.retired {
-		if id := seg.RuntimeID(); !inNext[id] && !current[id] {
-			retired = append(retired, seg)
+		if id := seg.RuntimeID(); !inNext[id] && current[id] == nil {
+			stillRetired = append(stillRetired, seg)
 		}
 	}
-	retired = append(retired, out.Removed...)
-	if keep := max(l.Retain, 0); len(retired) > keep {
-		retired = append([]*Segment(nil), retired[len(retired)-keep:]...)
+	stillRetired = append(stillRetired, out.Removed...)
+	if keep := max(l.Retain, 0); len(stillRetired) > keep {
+		stillRetired = append([]*Segment(nil), stillRetired[len(stillRetired)-keep:]...)
 	}
-	l.retired = retired
+	l.retired = stillRetired
 
 	s.ResponseURL = responseURL
 	s.Segments = next

@@ -178,3 +178,72 @@ func TestEventPlaylist(t *testing.T) {
 		wantIDs(t, c.typ, p.Streams[0].Segments, Shaka, c.shakaIDs)
 	}
 }
+
+// livePlaylist is a live media playlist of 2-second segments named names,
+// starting at media sequence first.
+func livePlaylist(first int, names ...string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n", first)
+	for _, n := range names {
+		b.WriteString("#EXTINF:2,\n" + n + "\n")
+	}
+	return []byte(b.String())
+}
+
+// TestLiveReturningSegmentURL: a URL that left the playlist and comes back
+// at another media sequence number is a new segment (an origin that
+// recycles segment names). Both integrations forget a segment once it has
+// left (p2p-media-loader-hlsjs 2.3.1 removes every runtime id missing from
+// the new playlist), so they number it afresh, hls.js with its new sn; the
+// retired copy's old ids must not come back with it.
+func TestLiveReturningSegmentURL(t *testing.T) {
+	p, err := ParseHLS(liveURL, livePlaylist(0, "a.ts", "b.ts", "c.ts"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Streams[0]
+	l := NewLiveStream(p, s)
+	if _, err := l.Refresh("", livePlaylist(1, "b.ts", "c.ts", "d.ts")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Refresh("", livePlaylist(2, "c.ts", "d.ts", "a.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.New) != 1 || !strings.HasSuffix(r.New[0].URL, "/a.ts") {
+		t.Fatalf("new %v, want a.ts", urls(r.New))
+	}
+	wantIDs(t, "returned", s.Segments, HLSJS, seq(2, 3))
+	wantIDs(t, "returned", s.Segments, Shaka, seq(2, 3))
+	if got := s.Segments[2].Start; got != 8 {
+		t.Errorf("a.ts start %v, want 8 (after d.ts)", got)
+	}
+	if seg := l.Lookup(HLSJS, 0); seg != nil {
+		t.Errorf("the recycled URL's old id 0 still finds %s", seg.URL)
+	}
+}
+
+// TestLiveStalePlaylistCopy: a refresh served by a cache that is behind
+// brings back a departed segment at its old media sequence number. It is
+// the same segment and keeps its ids; numbering it as new would give shaka
+// an id the current segments already have.
+func TestLiveStalePlaylistCopy(t *testing.T) {
+	p, err := ParseHLS(liveURL, livePlaylist(0, "a.ts", "b.ts", "c.ts"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Streams[0]
+	l := NewLiveStream(p, s)
+	if _, err := l.Refresh("", livePlaylist(1, "b.ts", "c.ts", "d.ts")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Refresh("", livePlaylist(0, "a.ts", "b.ts", "c.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.New) != 0 {
+		t.Errorf("new %v, want none", urls(r.New))
+	}
+	wantIDs(t, "stale", s.Segments, HLSJS, seq(0, 3))
+	wantIDs(t, "stale", s.Segments, Shaka, seq(0, 3))
+}
