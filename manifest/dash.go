@@ -49,7 +49,11 @@ const shakaInitialSegmentLimit = 1000
 //   - SegmentTemplate with SegmentTimeline: periodStart + (S@t −
 //     presentationTimeOffset)/timescale, repeats adding S@d to the unscaled
 //     time; r=-1 runs to the next S@t or the Period end (an r=-1 on the last
-//     S of a Period of unknown duration is dropped, as shaka does).
+//     S of a Period of unknown duration is dropped, as shaka does). The
+//     segments are those inside the Period, and in a dynamic MPD with
+//     @availabilityStartTime also inside the availability window at
+//     Options.Now (@timeShiftBufferDepth behind the live edge) or at most
+//     a minute past it; see createTimeline.
 //   - SegmentTemplate with @duration: periodStart + (number −
 //     startNumber)·(duration/timescale), for the segments inside the Period
 //     (static) or inside the availability window at Options.Now (dynamic).
@@ -64,6 +68,11 @@ const shakaInitialSegmentLimit = 1000
 // @duration from zero), and a root element other than MPD (go-dash decodes
 // any root). Not supported: SegmentTemplate@index, $SubNumber$ chunks
 // (@k), xlink, MPD patches, and SegmentBase in multi-Period MPDs.
+//
+// An MPD that lists more than 524,288 segments over all its
+// Representations and Periods is refused with ErrTooManySegments (see
+// maxMPDSegments), so that a few hundred hostile bytes cannot cost seconds
+// of CPU and gigabytes of memory.
 func ParseDASH(manifestURL string, body []byte, opts *Options) (*Presentation, error) {
 	base, err := url.Parse(manifestURL)
 	if err != nil {
@@ -98,6 +107,7 @@ func ParseDASH(manifestURL string, body []byte, opts *Options) (*Presentation, e
 		sc:      sc,
 		dynamic: m.Type != nil && *m.Type == "dynamic",
 		now:     time.Now(),
+		budget:  maxMPDSegments,
 	}
 	if opts != nil && !opts.Now.IsZero() {
 		b.now = opts.Now
@@ -140,6 +150,9 @@ type dashBuilder struct {
 	dynamic  bool
 	now      time.Time
 	mpdBases []string
+	// budget is how many more segments the parse may list (see
+	// maxMPDSegments).
+	budget int
 
 	periods []periodTiming
 	// ast is availabilityStartTime; tsbd the time shift buffer depth in
@@ -518,17 +531,56 @@ func (b *dashBuilder) repSegments(r *dashRep) ([]*Segment, *InitSegment, *segmen
 // getUris()[1] ?? getUris()[0], where getUris is every base URL combination
 // resolved against ref.
 func pickURI(u, element string, bases []string, ref string) (string, error) {
-	uris, err := resolveList(u, bases, []string{ref}, element)
+	return newURIPicker(u, bases).pick(element, ref)
+}
+
+// uriPicker is pickURI for the many references of one Representation. With a
+// single reference, getUris()[i] is the reference resolved against base i,
+// so the choice always lands on the same base: it is parsed once here
+// rather than once per segment, and plain relative references are joined
+// to it without parsing (see resolver).
+type uriPicker struct {
+	u   string
+	res *resolver
+	// failure, when not empty, is why every pick fails (no base, or a
+	// base that does not parse, with err).
+	failure string
+	err     error
+}
+
+func newURIPicker(u string, bases []string) *uriPicker {
+	p := &uriPicker{u: u}
+	if len(bases) == 0 {
+		p.failure = "no base URL"
+		return p
+	}
+	// resolveList parses every base, so a bad one fails whichever is
+	// picked.
+	var picked *url.URL
+	for i, bs := range bases {
+		bu, err := url.Parse(bs)
+		if err != nil {
+			p.failure, p.err = "bad base URL", err
+			return p
+		}
+		if i == min(1, len(bases)-1) {
+			picked = bu
+		}
+	}
+	p.res = newResolver(picked)
+	return p
+}
+
+// pick resolves ref; element names the MPD element in an error.
+func (p *uriPicker) pick(element, ref string) (string, error) {
+	if p.failure != "" {
+		return "", dashError(p.u, element, p.failure, p.err)
+	}
+	abs, err := p.res.resolve(strings.TrimSpace(ref))
 	if err != nil {
-		return "", err
+		return "", dashError(p.u, element, "bad URL", err)
 	}
-	if len(uris) > 1 {
-		return uris[1], nil
-	}
-	if len(uris) == 1 {
-		return uris[0], nil
-	}
-	return "", dashError(u, element, "no base URL", nil)
+	return abs, nil
 }
 
 // resolveList is shaka's ManifestParserUtils.resolveUris: every relative URI
@@ -595,58 +647,109 @@ type templateValues struct {
 
 // fillTemplate is shaka's MpdUtils.fillUriTemplate.
 func fillTemplate(tmpl string, v templateValues) string {
-	if !strings.Contains(tmpl, "$") {
-		return tmpl
+	return compileTemplate(tmpl).fill(v)
+}
+
+// uriTemplate is a SegmentTemplate URI split at its identifiers. Which
+// parts of a template are identifiers depends only on the template, so
+// splitting it once per Representation spares each segment a run of the
+// regular expression.
+type uriTemplate struct {
+	// lits[i] precedes ids[i]; the last literal follows the last
+	// identifier, so len(lits) == len(ids)+1.
+	lits []string
+	ids  []templateID
+}
+
+// templateID is one match of templateRE.
+type templateID struct {
+	match, name, width, format string
+}
+
+// compileTemplate splits tmpl at the matches of templateRE, the ones
+// shaka's fillUriTemplate replaces.
+func compileTemplate(tmpl string) *uriTemplate {
+	t := &uriTemplate{}
+	last := 0
+	if strings.Contains(tmpl, "$") {
+		for _, m := range templateRE.FindAllStringSubmatchIndex(tmpl, -1) {
+			group := func(i int) string {
+				if m[2*i] < 0 {
+					return ""
+				}
+				return tmpl[m[2*i]:m[2*i+1]]
+			}
+			t.lits = append(t.lits, tmpl[last:m[0]])
+			t.ids = append(t.ids, templateID{match: tmpl[m[0]:m[1]], name: group(1), width: group(2), format: group(3)})
+			last = m[1]
+		}
 	}
-	return templateRE.ReplaceAllStringFunc(tmpl, func(match string) string {
-		if match == "$$" {
-			return "$"
+	t.lits = append(t.lits, tmpl[last:])
+	return t
+}
+
+// fill substitutes v.
+func (t *uriTemplate) fill(v templateValues) string {
+	if len(t.ids) == 0 {
+		return t.lits[0]
+	}
+	var b strings.Builder
+	for i, id := range t.ids {
+		b.WriteString(t.lits[i])
+		b.WriteString(id.fill(v))
+	}
+	b.WriteString(t.lits[len(t.ids)])
+	return b.String()
+}
+
+// fill returns the replacement of one identifier, or its text when v has
+// no value for it, as shaka leaves it in place.
+func (id templateID) fill(v templateValues) string {
+	if id.match == "$$" {
+		return "$"
+	}
+	var s string
+	switch id.name {
+	case "RepresentationID":
+		if v.repID == nil {
+			return id.match
 		}
-		sm := templateRE.FindStringSubmatch(match)
-		name, widthStr, format := sm[1], sm[2], sm[3]
-		var s string
-		switch name {
-		case "RepresentationID":
-			if v.repID == nil {
-				return match
-			}
-			return *v.repID
-		case "Number", "Bandwidth", "Time":
-			var n *int64
-			switch name {
-			case "Number":
-				n = v.number
-			case "Bandwidth":
-				n = v.bandwidth
-			default:
-				n = v.time
-			}
-			if n == nil {
-				return match
-			}
-			switch format {
-			case "o":
-				s = strconv.FormatInt(*n, 8)
-			case "x":
-				s = strconv.FormatInt(*n, 16)
-			case "X":
-				s = strings.ToUpper(strconv.FormatInt(*n, 16))
-			default:
-				s = strconv.FormatInt(*n, 10)
-			}
+		return *v.repID
+	case "Number", "Bandwidth", "Time":
+		var n *int64
+		switch id.name {
+		case "Number":
+			n = v.number
+		case "Bandwidth":
+			n = v.bandwidth
 		default:
-			return match
+			n = v.time
 		}
-		width, err := strconv.Atoi(widthStr)
-		if err != nil || width < 1 {
-			width = 1
+		if n == nil {
+			return id.match
 		}
-		if width > 64 {
-			width = 64
+		switch id.format {
+		case "o":
+			s = strconv.FormatInt(*n, 8)
+		case "x":
+			s = strconv.FormatInt(*n, 16)
+		case "X":
+			s = strings.ToUpper(strconv.FormatInt(*n, 16))
+		default:
+			s = strconv.FormatInt(*n, 10)
 		}
-		if pad := width - len(s); pad > 0 {
-			s = strings.Repeat("0", pad) + s
-		}
-		return s
-	})
+	default:
+		return id.match
+	}
+	width, err := strconv.Atoi(id.width)
+	if err != nil || width < 1 {
+		width = 1
+	}
+	if width > 64 {
+		width = 64
+	}
+	if pad := width - len(s); pad > 0 {
+		s = strings.Repeat("0", pad) + s
+	}
+	return s
 }

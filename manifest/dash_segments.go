@@ -2,8 +2,10 @@ package manifest
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"regexp"
 	"strconv"
 
@@ -19,11 +21,61 @@ type timeRange struct {
 	position      int64
 }
 
+// timelineLimits bound the expansion of a SegmentTimeline by createTimeline.
+type timelineLimits struct {
+	// lo and hi are the window of entries to list: an entry is kept when
+	// it ends after lo and starts before hi, both compared with the
+	// entry's Period-relative times in seconds. Infinite values leave
+	// that side open.
+	lo, hi float64
+	// max stops the expansion once the first max entries are final; 0
+	// means no limit.
+	max int
+	// budget, when not nil, is the number of entries the expansion may
+	// still create or step over (see maxMPDSegments); createTimeline
+	// reports failure when it runs out.
+	budget *int
+}
+
 // createTimeline is shaka-player's MpdUtils.createTimeline, in float64 with
-// the same order of operations. periodDuration is +Inf when unknown.
-func createTimeline(ss []*mpd.SegmentTimelineSegment, timescale, pto, periodDuration float64, startNumber int64) []timeRange {
-	var tl []timeRange
+// the same order of operations, followed by the window of lim. periodDuration
+// is +Inf when unknown.
+//
+// shaka creates every entry and fits the timeline to the Period afterwards;
+// an S@r of two billion in a 703-byte MPD then costs seconds and hundreds of
+// MiB, so here the window is applied while expanding. A run stops at the
+// first entry that starts at or after lim.hi (starts never decrease within a
+// run), and the entries that end at or before lim.lo are passed over
+// without being stored: in one step where the float64 sums are exact (see
+// skippable), else one by one against the budget. The entry positions
+// ($Number$) still count every entry shaka would create. Each run's last
+// entry is stored whatever its times, because a gap before the next S
+// stretches its end (shaka's lastEndTime fix-up), and is filtered with the
+// rest at the end. ok is false when lim.budget runs out.
+//
+// One difference remains: after a run that stops at lim.hi, its end is
+// start + n·d rather than shaka's n additions, which differ when the sums
+// are not exact (see skippable). That end is the start of a following S
+// without @t, whose entries then also start after the window; only the
+// count of such an S with r=-1 can change, and with it the positions of
+// entries that a later S@t brings back into the window, which takes a
+// timeline going back in time, as no well-formed one does.
+func createTimeline(ss []*mpd.SegmentTimelineSegment, timescale, pto, periodDuration float64, startNumber int64, lim timelineLimits) (tl []timeRange, ok bool) {
 	lastEnd := -pto
+	// count is how many entries shaka has created so far, stored here or
+	// not; it gives the position of the next one.
+	var count int64
+	// lastStored reports whether shaka's newest entry is tl's last, the
+	// one a gap before the next S stretches.
+	lastStored := false
+	spend := func() bool {
+		if lim.budget == nil {
+			return true
+		}
+		*lim.budget--
+		return *lim.budget >= 0
+	}
+runs:
 	for i, s := range ss {
 		if s == nil {
 			continue
@@ -37,9 +89,9 @@ func createTimeline(ss []*mpd.SegmentTimelineSegment, timescale, pto, periodDura
 		if s.StartTime != nil {
 			start = float64(*s.StartTime) - pto
 		}
-		repeat := 0
+		var repeat int64
 		if s.RepeatCount != nil {
-			repeat = *s.RepeatCount
+			repeat = int64(*s.RepeatCount)
 		}
 		if repeat < 0 {
 			var next *mpd.SegmentTimelineSegment
@@ -51,53 +103,197 @@ func createTimeline(ss []*mpd.SegmentTimelineSegment, timescale, pto, periodDura
 			}
 			if next != nil {
 				if next.StartTime == nil {
-					return tl
+					break
 				}
 				// shaka compares with the next S@t without
 				// removing presentationTimeOffset.
 				nextStart := float64(*next.StartTime)
 				if start >= nextStart {
-					return tl
+					break
 				}
-				repeat = int(math.Ceil((nextStart-start)/d)) - 1
+				repeat = repeatCount(math.Ceil((nextStart - start) / d))
 			} else {
 				if math.IsInf(periodDuration, 1) {
-					return tl
+					break
 				}
 				if start/timescale >= periodDuration {
-					return tl
+					break
 				}
-				repeat = int(math.Ceil((periodDuration*timescale-start)/d)) - 1
+				repeat = repeatCount(math.Ceil((periodDuration*timescale - start) / d))
 			}
 		}
-		if len(tl) > 0 && start != lastEnd {
+		if lastStored && start != lastEnd {
 			tl[len(tl)-1].end = start / timescale
 		}
-		// Cap absurd repeat counts: a real timeline never has more
-		// segments than this, and the cap keeps hostile input bounded.
-		if repeat > maxTimelineSegments-len(tl) {
-			repeat = maxTimelineSegments - len(tl)
+		lastStored = false
+		// Step over the entries that end before the window in one
+		// go, when the sum is exact (see skippable).
+		j := skippable(start, d, timescale, lim.lo, repeat)
+		count = addSaturating(count, j)
+		start += float64(j) * d
+		if lim.budget != nil {
+			// Every entry that starts before lim.hi is stored or
+			// stepped over, and each costs one from the budget. A
+			// run that would exhaust it fails now rather than after
+			// half a million entries; the margin of two covers the
+			// rounding of this estimate, and a run within it is
+			// left to the loop to decide.
+			n := float64(repeat-j) + 1
+			if !math.IsInf(lim.hi, 1) {
+				n = min(n, math.Ceil((lim.hi*timescale-start)/d))
+			}
+			if n > float64(*lim.budget)+2 {
+				return nil, false
+			}
 		}
-		for j := 0; j <= repeat; j++ {
+		for ; j <= repeat; j++ {
+			if lim.max > 0 && len(tl) > lim.max {
+				// The first max entries are final: an entry is
+				// only changed by the fix-up above, before the
+				// next one is made.
+				break runs
+			}
 			end := start + d
-			tl = append(tl, timeRange{
-				start:         start / timescale,
-				end:           end / timescale,
-				unscaledStart: start,
-				position:      int64(len(tl)) + startNumber,
-			})
+			switch {
+			case start/timescale >= lim.hi:
+				// This entry and the rest of the run start after
+				// the window. Count them and move lastEnd past
+				// them as shaka's loop would.
+				rest := repeat - j + 1
+				count = addSaturating(count, rest)
+				lastEnd = start + float64(rest)*d
+				continue runs
+			case end/timescale <= lim.lo && j < repeat:
+				if !spend() {
+					return nil, false
+				}
+			default:
+				if !spend() {
+					return nil, false
+				}
+				tl = append(tl, timeRange{
+					start:         start / timescale,
+					end:           end / timescale,
+					unscaledStart: start,
+					position:      addSaturating(count, startNumber),
+				})
+				lastStored = j == repeat
+			}
+			count = addSaturating(count, 1)
 			start = end
 			lastEnd = end
 		}
-		if len(tl) >= maxTimelineSegments {
-			break
+	}
+	if lim.max > 0 && len(tl) > lim.max {
+		tl = tl[:lim.max]
+	}
+	kept := tl[:0]
+	for _, tr := range tl {
+		if tr.end > lim.lo && tr.start < lim.hi {
+			kept = append(kept, tr)
 		}
 	}
-	return tl
+	return kept, true
 }
 
-// maxTimelineSegments bounds the segments one timeline or template yields.
-const maxTimelineSegments = 1 << 20
+// skippable returns how many leading entries of a run, from start with
+// repeat repeats of d, end at or before lo and can be passed over by
+// adding k·d to start at once. shaka adds d once per entry; k·d gives the
+// same float64 only when every partial sum is exact, which holds while the
+// sums stay within 2^53 units of the lowest set bit they share (start and
+// d are integers: S@t, S@d and @presentationTimeOffset). Beyond that the
+// entries are stepped over one by one, against the budget. The run's last
+// entry is never skipped: a gap before the next S may stretch its end.
+func skippable(start, d, timescale, lo float64, repeat int64) int64 {
+	if math.IsInf(lo, -1) || repeat <= 0 {
+		return 0
+	}
+	unit := min(lowBit(start), lowBit(d))
+	limit := math.Ldexp(1, 52+max(unit, 0)) // half of 2^53 units: a margin for the rounding of the bound itself
+	ok := func(k int64) bool {
+		fk := float64(k)
+		return math.Abs(start)+fk*d <= limit && (start+fk*d)/timescale <= lo
+	}
+	if !ok(1) {
+		return 0
+	}
+	// ok holds for 0 and, once false, stays false as k grows: binary
+	// search for the largest k in [1, repeat] it holds for.
+	lo2, hi2 := int64(1), repeat
+	for lo2 < hi2 {
+		mid := lo2 + (hi2-lo2+1)/2
+		if ok(mid) {
+			lo2 = mid
+		} else {
+			hi2 = mid - 1
+		}
+	}
+	return lo2
+}
+
+// lowBit returns the exponent of the lowest set bit of the integer x, or a
+// large number for 0.
+func lowBit(x float64) int {
+	if x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+		return 1 << 20
+	}
+	frac, exp := math.Frexp(math.Abs(x))
+	return bits.TrailingZeros64(uint64(math.Ldexp(frac, 53))) + exp - 53
+}
+
+// repeatCount turns the entry count of an S@r="-1" run, computed in
+// float64, into a repeat count, clamping values no int64 holds; the window
+// and the segment budget stop such a run long before its end.
+func repeatCount(entries float64) int64 {
+	const most = 1 << 62
+	if !(entries < most) {
+		return most - 1
+	}
+	return int64(entries) - 1
+}
+
+// addSaturating returns a+b, or the int64 limit it would cross. Positions
+// of hostile timelines saturate instead of wrapping around.
+func addSaturating(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	if b < 0 && a < math.MinInt64-b {
+		return math.MinInt64
+	}
+	return a + b
+}
+
+// maxMPDSegments bounds the work of one ParseDASH: the segments it lists
+// over all Representations and Periods, together with the SegmentTimeline
+// entries it steps over on the way. Without a bound a few hundred bytes of
+// MPD (an S@r of billions, a @duration template over years) cost seconds of
+// CPU and hundreds of MiB, once per Representation and Period; at the
+// bound a parse takes about a third of a second and allocates about
+// 100 MiB. The limit is above real content: a two-hour film of 2-second
+// segments in twenty Representations has 72,000 segments, a 24-hour DVR
+// window of them in twelve 518,400. An MPD beyond it is refused with
+// ErrTooManySegments rather than cut short, because a seeder that announced
+// a silently shortened list would serve only the start of the content (or
+// only its first Representations) with nothing in its logs to say why.
+const maxMPDSegments = 1 << 19
+
+// ErrTooManySegments is the error, wrapped in a *SyntaxError, of an MPD
+// with more segments than one parse lists.
+var ErrTooManySegments = errors.New("too many segments")
+
+// tooManySegments is the error of an element whose segments exhaust the
+// budget of maxMPDSegments.
+func tooManySegments(u, element string) *SyntaxError {
+	return dashError(u, element, "the MPD has more than "+strconv.Itoa(maxMPDSegments)+" segments, the most one parse lists", ErrTooManySegments)
+}
+
+// dashLiveEdgeAllowance is how far past the live edge, in seconds, the
+// SegmentTimeline of a dynamic MPD is expanded. A packager lists a segment
+// once it is complete, so only a seeder clock that runs this much slow
+// would leave one out (until a later reload); and an S@r of billions cannot
+// run the timeline decades past the edge.
+const dashLiveEdgeAllowance = 60.0
 
 // inherited returns the first non-nil value among the Representation,
 // AdaptationSet and Period levels.
@@ -156,9 +352,12 @@ func (b *dashBuilder) segmentTemplate(r *dashRep) ([]*Segment, *InitSegment, err
 		bw := *r.rep.Bandwidth
 		vals.bandwidth = &bw
 	}
+	picker := newURIPicker(b.u, r.bases)
+	mediaTmpl := compileTemplate(*media)
+	mediaEl := el + "@media"
 	var init *InitSegment
 	if initTmpl != nil && *initTmpl != "" {
-		u, err := pickURI(b.u, el+"@initialization", r.bases, fillTemplate(*initTmpl, vals))
+		u, err := picker.pick(el+"@initialization", fillTemplate(*initTmpl, vals))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -167,19 +366,32 @@ func (b *dashBuilder) segmentTemplate(r *dashRep) ([]*Segment, *InitSegment, err
 
 	var segs []*Segment
 	if timeline != nil {
-		tl := createTimeline(timeline.Segments, timescale, pto, orInf(pt.duration), startNumber)
-		periodEnd := pt.end()
+		// shaka's TimelineSegmentIndex.fitTimeline drops the entries
+		// that end before the Period starts or start after it ends,
+		// comparing the Period-relative start with the absolute Period
+		// end.
+		lim := timelineLimits{lo: 0, hi: pt.end(), budget: &b.budget}
+		if b.dynamic && b.astOK {
+			// Only the entries inside the availability window
+			// (timeShiftBufferDepth behind the live edge) and
+			// dashLiveEdgeAllowance past it: shaka evicts older
+			// ones on its first update, and later ones are not
+			// available yet.
+			edge := b.now.Sub(b.ast).Seconds() - pt.start
+			lim.lo = max(edge-b.tsbd, 0)
+			lim.hi = min(lim.hi, edge+dashLiveEdgeAllowance)
+		}
+		tl, ok := createTimeline(timeline.Segments, timescale, pto, orInf(pt.duration), startNumber, lim)
+		if !ok {
+			return nil, nil, tooManySegments(b.u, el)
+		}
+		segs = make([]*Segment, 0, len(tl))
 		for _, tr := range tl {
-			// shaka's TimelineSegmentIndex.fitTimeline compares the
-			// Period-relative start with the absolute Period end.
-			if tr.start >= periodEnd || tr.end <= 0 {
-				continue
-			}
 			n := tr.position
 			t := int64(math.Round(tr.unscaledStart + pto))
 			v := vals
 			v.number, v.time = &n, &t
-			u, err := pickURI(b.u, el+"@media", r.bases, fillTemplate(*media, v))
+			u, err := picker.pick(mediaEl, mediaTmpl.fill(v))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -210,11 +422,17 @@ func (b *dashBuilder) segmentTemplate(r *dashRep) ([]*Segment, *InitSegment, err
 	if b.dynamic {
 		first = max(first, last-shakaInitialSegmentLimit+1)
 	}
-	if last-first+1 > maxTimelineSegments {
-		return nil, nil, dashError(b.u, el, "the SegmentTemplate yields more than "+strconv.Itoa(maxTimelineSegments)+" segments", nil)
-	}
 	if math.IsNaN(first) || math.IsNaN(last) || first < math.MinInt64/2 || last > math.MaxInt64/2 {
 		return segs, init, nil
+	}
+	// The count is known before any segment is made, so an MPD over the
+	// budget costs nothing here.
+	if n := last - first + 1; n > 0 {
+		if n > float64(b.budget) {
+			return nil, nil, tooManySegments(b.u, el)
+		}
+		b.budget -= int(n)
+		segs = make([]*Segment, 0, int(n))
 	}
 	for pos := int64(first); pos <= int64(last); pos++ {
 		within := pos - startNumber
@@ -228,7 +446,7 @@ func (b *dashBuilder) segmentTemplate(r *dashRep) ([]*Segment, *InitSegment, err
 		t = within * unscaledDur
 		v := vals
 		v.number, v.time = &n, &t
-		u, err := pickURI(b.u, el+"@media", r.bases, fillTemplate(*media, v))
+		u, err := picker.pick(mediaEl, mediaTmpl.fill(v))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -300,7 +518,12 @@ func (b *dashBuilder) segmentList(r *dashRep) ([]*Segment, *InitSegment, error) 
 	var tl []timeRange
 	hasTimeline := false
 	if t := inherited(levels, func(l *mpd.SegmentList) *mpd.SegmentTimeline { return l.SegmentTimeline }); t != nil {
-		tl, hasTimeline = createTimeline(t.Segments, timescale, pto, orInf(pt.duration), startNumber), true
+		// Entry i times SegmentURL i, so no more entries than URLs are
+		// needed (and one, to tell an empty timeline). The SegmentURLs
+		// are counted against the budget below.
+		lim := timelineLimits{lo: math.Inf(-1), hi: math.Inf(1), max: max(len(urls), 1)}
+		tl, _ = createTimeline(t.Segments, timescale, pto, orInf(pt.duration), startNumber, lim)
+		hasTimeline = true
 	}
 	switch {
 	case !hasDur && !hasTimeline && len(urls) > 1:
@@ -328,6 +551,10 @@ func (b *dashBuilder) segmentList(r *dashRep) ([]*Segment, *InitSegment, error) 
 	if hasTimeline && len(tl) != n {
 		n = min(len(tl), n)
 	}
+	if n > b.budget {
+		return nil, nil, tooManySegments(b.u, el)
+	}
+	b.budget -= n
 	segs := make([]*Segment, 0, n)
 	prevEnd := startTime
 	for i := 0; i < n; i++ {

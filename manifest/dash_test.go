@@ -374,3 +374,34 @@ func TestParseRangeRefusesBackwardsRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestDASHByteOrderMark: an MPD with a UTF-8 byte order mark (browsers drop
+// it before shaka-player sees the text) parses as without it, including
+// when the duration attributes go-dash rejects are rewritten, which works
+// on byte offsets into the body.
+func TestDASHByteOrderMark(t *testing.T) {
+	body := `<?xml version="1.0" encoding="UTF-8"?>
+<MPD type="static" mediaPresentationDuration="PT4S">
+  <Period duration="P0Y0M0DT0H0M4.000S">
+    <AdaptationSet mimeType="video/mp4"><SegmentTemplate media="$Number$.m4s" duration="2"/><Representation id="v" bandwidth="1"/></AdaptationSet>
+  </Period>
+</MPD>`
+	describe := func(body string) string {
+		t.Helper()
+		p, err := ParseDASH(mpdURL, []byte(body), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := p.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	plain := describe(body)
+	for _, b := range []string{"\xef\xbb\xbf" + body, "\xef\xbb\xbf" + body[strings.Index(body, "<MPD"):]} {
+		if got := describe(b); got != plain {
+			t.Errorf("with a byte order mark:\n%s\nwithout:\n%s", got, plain)
+		}
+	}
+}
