@@ -116,6 +116,17 @@ func (c *Cache) Get(ctx context.Context, key string, fetch func(context.Context)
 	}
 }
 
+// Forget drops the cached payload of key, if any.
+func (c *Cache) Forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.order.Remove(el)
+		delete(c.entries, key)
+		c.bytes -= int64(len(el.Value.(*cacheEntry).data))
+	}
+}
+
 // Wait returns once every fetch has ended; they end soon after the context
 // given to NewCache does.
 func (c *Cache) Wait() { c.fills.Wait() }

@@ -135,6 +135,24 @@ func TestCacheBoundsFetchesAndWaitsForThem(t *testing.T) {
 	}
 }
 
+func TestCacheForget(t *testing.T) {
+	c := NewCache(context.Background(), 1<<20)
+	load := func(v string) func(context.Context) ([]byte, error) {
+		return func(context.Context) ([]byte, error) { return []byte(v), nil }
+	}
+	if _, err := c.Get(context.Background(), "seg-1.ts", load("old")); err != nil {
+		t.Fatal(err)
+	}
+	c.Forget("seg-1.ts")
+	c.Forget("never cached")
+	if d, err := c.Get(context.Background(), "seg-1.ts", load("new")); err != nil || string(d) != "new" {
+		t.Fatalf("after Forget: %q, %v, want the new payload", d, err)
+	}
+	if st := c.Stats(); st.Entries != 1 || st.Bytes != 3 {
+		t.Errorf("stats %+v, want 1 entry of 3 bytes", st)
+	}
+}
+
 func TestFileSourceStaysUnderRoot(t *testing.T) {
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "seg.ts"), []byte("0123456789"), 0o644); err != nil {

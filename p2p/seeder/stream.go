@@ -221,6 +221,11 @@ func (f *hlsFollower) publish(pf *playlistFollower, added, removed []*manifest.S
 	}
 	s := f.st.s
 	s.mapSegments(f.st.cfg.URL, added, removed)
+	for _, seg := range added {
+		// A new segment under a URL the origin used before (a ring of
+		// segment names) must not be served from the old bytes.
+		s.cache.Forget(seg.RuntimeID())
+	}
 	for _, sw := range pf.swarms {
 		sw.setSegments(pf.live.Stream().Segments, removed, false)
 	}
