@@ -21,7 +21,8 @@ type AuthRequest struct {
 // should be short and must not leak secrets. Authorize is called for every
 // announce and for every swarm a scrape names, on the event loop that
 // serves the socket, so it must be fast and must not block (no network or
-// disk I/O: keep what it needs in memory).
+// disk I/O: keep what it needs in memory). In-process peers (LocalPeer)
+// are not judged: they are the origin's own.
 type Authorizer interface {
 	Authorize(ctx context.Context, req AuthRequest) error
 }

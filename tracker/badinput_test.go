@@ -16,6 +16,8 @@ func TestBadInput(t *testing.T) {
 	valid := func(extra string) string {
 		return `{"action":"announce","info_hash":"` + ih + `","peer_id":"` + pid + `"` + extra + `}`
 	}
+	// offers are as small as valid ones can be, so that more than
+	// maxOffersParsed fit in DefaultMaxMessageSize.
 	offers := func(n int) string {
 		var b strings.Builder
 		b.WriteString(`,"offers":[`)
@@ -23,7 +25,7 @@ func TestBadInput(t *testing.T) {
 			if i > 0 {
 				b.WriteString(",")
 			}
-			b.WriteString(`{"offer":{"type":"offer","sdp":"x"},"offer_id":"01234567890123456789"}`)
+			b.WriteString(`{"offer":{},"offer_id":"01234567890123456789"}`)
 		}
 		b.WriteString("]")
 		return b.String()
@@ -57,7 +59,7 @@ func TestBadInput(t *testing.T) {
 		{name: "numwant fractional", frame: []byte(valid(`,"numwant":2.5`)), reason: "invalid numwant", action: "announce", infoHash: ih},
 		{name: "unknown event", frame: []byte(valid(`,"event":"paused"`)), reason: `invalid event "paused"`, action: "announce", infoHash: ih},
 		{name: "offers not an array", frame: []byte(valid(`,"offers":{"offer":1}`)), reason: `field "offers" has the wrong type`, action: "announce", infoHash: ih},
-		{name: "too many offers", frame: []byte(valid(offers(DefaultMaxOffers + 1))), reason: "too many offers: 11, at most 10", action: "announce", infoHash: ih},
+		{name: "too many offers", frame: []byte(valid(offers(maxOffersParsed + 1))), reason: "too many offers: more than 1000", action: "announce", infoHash: ih},
 		{name: "offer not an object", frame: []byte(valid(`,"offers":[{"offer":"sdp","offer_id":"01234567890123456789"}]`)), reason: "invalid offer 0: not an object", action: "announce", infoHash: ih},
 		{name: "offer_id short", frame: []byte(valid(`,"offers":[{"offer":{},"offer_id":"abc"}]`)), reason: "invalid offer_id in offer 0", action: "announce", infoHash: ih},
 		{name: "answer without to_peer_id", frame: []byte(valid(`,"answer":{"type":"answer"},"offer_id":"01234567890123456789"`)), reason: "invalid to_peer_id: missing", action: "announce", infoHash: ih},

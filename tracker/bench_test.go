@@ -27,12 +27,11 @@ func realisticAnnounce() []byte {
 // into a recycled request, as a socket's handler does.
 func BenchmarkDecodeAnnounce5Offers(b *testing.B) {
 	msg := realisticAnnounce()
-	cfg := Config{}.withDefaults()
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	for b.Loop() {
 		req := requestPool.Get().(*request)
-		if err := decodeRequest(msg, &cfg, req); err != nil {
+		if err := decodeRequest(msg, req); err != nil {
 			b.Fatal(err)
 		}
 		putRequest(req)
@@ -41,9 +40,8 @@ func BenchmarkDecodeAnnounce5Offers(b *testing.B) {
 
 // BenchmarkEncodeRelayedOffer measures building one relayed offer message.
 func BenchmarkEncodeRelayedOffer(b *testing.B) {
-	cfg := Config{}.withDefaults()
 	req := new(request)
-	if err := decodeRequest(realisticAnnounce(), &cfg, req); err != nil {
+	if err := decodeRequest(realisticAnnounce(), req); err != nil {
 		b.Fatal(err)
 	}
 	ih := req.InfoHash

@@ -16,11 +16,16 @@ type Config struct {
 	PeerTimeout time.Duration
 	// MaxMessageSize caps one incoming WebSocket message in bytes.
 	MaxMessageSize int64
-	// MaxOffers caps the offers relayed per announce.
+	// MaxOffers caps the offers relayed per announce. An announce with
+	// more is still served: its first MaxOffers offers are relayed.
 	MaxOffers int
 	// MaxNumwant caps the numwant a client may ask for.
 	MaxNumwant int
-	// MaxSwarmsPerConn caps the (info_hash, peer_id) pairs one socket may hold.
+	// MaxSwarmsPerConn caps the (info_hash, peer_id) pairs one socket may
+	// hold; pairs whose peer has expired from its swarm no longer count.
+	// In-process peers (LocalPeer) are exempt: the origin's seeder joins
+	// every variant and rendition of every stream, once per client
+	// generation, with one peer id.
 	MaxSwarmsPerConn int
 	// MaxConnsPerIP caps concurrent sockets from one remote IP; negative is unlimited.
 	MaxConnsPerIP int
@@ -32,6 +37,12 @@ type Config struct {
 	// socket whose queue is full is closed: a slow reader is dropped, not
 	// buffered forever.
 	WriteQueue int
+	// WriteQueueBytes caps the bytes of the messages waiting to be written
+	// to one socket, as WriteQueue caps their number: a relayed offer can
+	// be almost MaxMessageSize long. A message is always accepted into an
+	// empty queue. Defaults to DefaultWriteQueueBytes, or 16 times
+	// MaxMessageSize if that is more.
+	WriteQueueBytes int64
 	// WriteTimeout bounds one write to a socket.
 	WriteTimeout time.Duration
 	// PingInterval is how often the tracker pings idle sockets.
@@ -48,7 +59,9 @@ type Config struct {
 	// seeding peer (the p2p app's is "-CP0001-"): the first offer of each
 	// peer new to a swarm goes to a seeding member with that prefix, so
 	// every viewer gets a connection to the seeder at once instead of by
-	// chance. The other offers go to random members as usual.
+	// chance. The other offers go to random members as usual. Only an
+	// in-process peer (LocalPeer) qualifies as the seeder, whatever the
+	// peer ids of sockets: any client can claim a prefix.
 	SeederFirst string
 }
 
@@ -63,6 +76,7 @@ const (
 	DefaultMessagesPerSecond = 20
 	DefaultMessageBurst      = 60
 	DefaultWriteQueue        = 128
+	DefaultWriteQueueBytes   = 1 << 20
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultPingInterval      = 30 * time.Second
 	DefaultReadTimeout       = 75 * time.Second
@@ -100,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteQueue <= 0 {
 		c.WriteQueue = DefaultWriteQueue
+	}
+	if c.WriteQueueBytes <= 0 {
+		c.WriteQueueBytes = max(DefaultWriteQueueBytes, 16*c.MaxMessageSize)
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout

@@ -34,11 +34,15 @@ type conn struct {
 	remoteIP string
 	origin   string
 	parser   frameParser
+	// policy is the socket's Policy; nil for an in-process peer, which
+	// follows the tracker's default policy.
+	policy atomic.Pointer[Policy]
 
 	mu         sync.Mutex
 	queue      []outFrame
-	writing    bool // a sender or the writer goroutine owns the socket's write side
-	closing    bool // a close frame is queued; nothing may follow it
+	queueBytes int64 // payload bytes in queue, against Config.WriteQueueBytes
+	writing    bool  // a sender or the writer goroutine owns the socket's write side
+	closing    bool  // a close frame is queued; nothing may follow it
 	closed     bool
 	readerDone bool // finish ran: whoever of reader and writer ends last closes the socket
 
@@ -72,6 +76,27 @@ type pair struct {
 	peerID   string
 }
 
+// currentPolicy returns the policy the socket follows.
+func (c *conn) currentPolicy() *Policy {
+	if p := c.policy.Load(); p != nil {
+		return p
+	}
+	return c.t.Policy()
+}
+
+// config returns the limits the socket follows.
+func (c *conn) config() *Config { return &c.currentPolicy().load().cfg }
+
+// authorizer returns the authorizer of the socket's policy, or nil, always
+// for an in-process peer: it is the origin's own, and on a tracker shared
+// by entry points with different authorizers no one of them is its.
+func (c *conn) authorizer() Authorizer {
+	if c.local != nil {
+		return nil
+	}
+	return c.currentPolicy().load().auth
+}
+
 // Send implements Endpoint. It never blocks: a socket whose queue is full is
 // closed, because a reader that cannot keep up would otherwise make the
 // tracker buffer without bound.
@@ -96,9 +121,10 @@ func (c *conn) enqueue(op byte, payload []byte, last bool) bool {
 		c.mu.Unlock()
 		return c.writeNow(op, payload)
 	}
-	if len(c.queue) >= c.t.config().WriteQueue && !last {
+	if !last && c.queueFullLocked(len(payload)) {
 		c.closed = true
 		c.queue = nil
+		c.queueBytes = 0
 		c.mu.Unlock()
 		c.t.stats.slowDropped.Add(1)
 		// Shutting the socket down ends the reader, which cleans up.
@@ -106,6 +132,7 @@ func (c *conn) enqueue(op byte, payload []byte, last bool) bool {
 		return false
 	}
 	c.queue = append(c.queue, outFrame{op, append([]byte(nil), payload...)})
+	c.queueBytes += int64(len(payload))
 	if last {
 		c.closing = true
 	}
@@ -117,6 +144,18 @@ func (c *conn) enqueue(op byte, payload []byte, last bool) bool {
 		go c.writeLoop()
 	}
 	return true
+}
+
+// queueFullLocked reports whether a frame of n payload bytes would take
+// the queue over either of its limits; c.mu must be held. Counting only
+// messages would let a socket hold WriteQueue relays of almost
+// MaxMessageSize each.
+func (c *conn) queueFullLocked(n int) bool {
+	cfg := c.config()
+	if len(c.queue) >= cfg.WriteQueue {
+		return true
+	}
+	return len(c.queue) > 0 && c.queueBytes+int64(n) > cfg.WriteQueueBytes
 }
 
 // writeNow writes one frame without waiting, by the caller that took the
@@ -141,6 +180,7 @@ func (c *conn) writeNow(op byte, payload []byte) bool {
 		c.queue = append(c.queue, outFrame{})
 		copy(c.queue[1:], c.queue)
 		c.queue[0] = outFrame{opFramed, rest}
+		c.queueBytes += int64(len(rest))
 	}
 	if len(c.queue) > 0 && !c.closed {
 		c.mu.Unlock()
@@ -162,6 +202,7 @@ func (c *conn) writeNow(op byte, payload []byte) bool {
 func (c *conn) stopWritingLocked() bool {
 	c.writing = false
 	c.queue = nil
+	c.queueBytes = 0
 	return c.readerDone
 }
 
@@ -195,6 +236,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
+		c.queueBytes = 0
 		c.mu.Unlock()
 		out := getBuffer()
 		closeAfter := false
@@ -207,7 +249,7 @@ func (c *conn) writeLoop() {
 			closeAfter = closeAfter || f.op == opClose
 			batch[i] = outFrame{}
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.t.config().WriteTimeout))
+		c.nc.SetWriteDeadline(time.Now().Add(c.config().WriteTimeout))
 		_, err := c.nc.Write(*out)
 		putBuffer(out)
 		if err != nil || closeAfter {
@@ -266,8 +308,7 @@ func (c *conn) readLoop() {
 // readSome waits for data, then reads and handles messages until no
 // partial frame is left. It reports whether the socket is still open.
 func (c *conn) readSome() bool {
-	t := c.t
-	c.cfg = t.config()
+	c.cfg = c.config()
 	c.parser.maxMessage = int(c.cfg.MaxMessageSize)
 	c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout))
 	if c.raw != nil {
@@ -338,6 +379,7 @@ func (c *conn) finish() {
 	if !c.closing {
 		c.closed = true
 		c.queue = nil
+		c.queueBytes = 0
 	}
 	writerActive := c.writing
 	c.mu.Unlock()
@@ -350,10 +392,10 @@ func (c *conn) finish() {
 
 // onText implements frameHandler.
 func (c *conn) onText(msg []byte) {
-	c.cfg = c.t.config()
+	c.cfg = c.config()
 	scratch := getBuffer()
 	c.msg = *scratch
-	if c.allow(c.cfg) {
+	if c.allow(msg, c.cfg) {
 		c.handle(msg, c.cfg)
 	}
 	*scratch = c.msg
@@ -377,9 +419,9 @@ func (c *conn) onClose(code int) {
 	c.closeWith(code, "")
 }
 
-// allow applies the per-socket message rate. A denied message gets at most
-// one failure reply per second, so flooding cannot amplify.
-func (c *conn) allow(cfg *Config) bool {
+// allow applies the per-socket message rate to msg. A denied message gets
+// at most one failure reply per second, so flooding cannot amplify.
+func (c *conn) allow(msg []byte, cfg *Config) bool {
 	if cfg.MessagesPerSecond < 0 {
 		return true
 	}
@@ -396,10 +438,31 @@ func (c *conn) allow(cfg *Config) bool {
 	c.t.stats.failures[failRateLimited].Add(1)
 	if now-c.lastDeny >= int64(time.Second) {
 		c.lastDeny = now
-		c.msg = appendFailure(c.msg[:0], &requestError{action: actionAnnounce, reason: "rate limit exceeded: message dropped"})
+		c.msg = appendFailure(c.msg[:0], rateLimitError(msg))
 		c.Send(c.msg)
 	}
 	return false
+}
+
+// rateLimitError is the reply to msg, dropped by the rate limit. It names
+// the message's action and info_hash as far as they can be read: clients
+// ignore a reply without their own info_hash, and the limit would go
+// unnoticed. The message is parsed only for this reply, at most once a
+// second.
+func rateLimitError(msg []byte) *requestError {
+	e := &requestError{action: actionAnnounce, reason: "rate limit exceeded: message dropped"}
+	req := requestPool.Get().(*request)
+	defer putRequest(req)
+	if _, err := parseRequest(msg, req); err != nil {
+		return e
+	}
+	if req.Action == actionScrape {
+		e.action = actionScrape
+	}
+	if req.infoHashKind == infoHashString && checkBinaryString(req.InfoHash) == nil {
+		e.infoHash = req.InfoHash
+	}
+	return e
 }
 
 // handle processes one text message.
@@ -407,7 +470,7 @@ func (c *conn) handle(data []byte, cfg *Config) {
 	t := c.t
 	req := requestPool.Get().(*request)
 	defer putRequest(req)
-	if err := decodeRequest(data, cfg, req); err != nil {
+	if err := decodeRequest(data, req); err != nil {
 		c.fail(failInvalid, err.(*requestError))
 		return
 	}
@@ -436,6 +499,24 @@ func (c *conn) owns(ih, peerID string) int {
 	return -1
 }
 
+// forgetExpiredPairs drops the pairs whose peer id no longer belongs to
+// this socket in its swarm: it expired there, and may since have been
+// taken by another socket.
+func (c *conn) forgetExpiredPairs() {
+	kept := c.pairs[:0]
+	for _, p := range c.pairs {
+		if ep, ok := c.t.swarms.Lookup(p.infoHash, p.peerID); ok && ep == Endpoint(c) {
+			kept = append(kept, p)
+		}
+	}
+	clear(c.pairs[len(kept):])
+	c.pairs = kept
+}
+
+// Trusted implements TrustedEndpoint: in-process peers (LocalPeer) are the
+// origin's own; a socket's claims, such as a peer id prefix, prove nothing.
+func (c *conn) Trusted() bool { return c.local != nil }
+
 func (c *conn) announce(req *request, cfg *Config) {
 	t := c.t
 	ih := req.InfoHash // validated by decodeRequest
@@ -444,7 +525,7 @@ func (c *conn) announce(req *request, cfg *Config) {
 	if req.Event != nil {
 		event = *req.Event
 	}
-	if a := t.authorizer(); a != nil {
+	if a := c.authorizer(); a != nil {
 		err := a.Authorize(t.ctx, AuthRequest{Action: actionAnnounce, InfoHash: ih, PeerID: peerID, RemoteIP: c.remoteIP, Origin: c.origin})
 		if err != nil {
 			c.fail(failUnauthorized, &requestError{action: actionAnnounce, infoHash: ih, reason: "not allowed: " + truncate(err.Error(), 200)})
@@ -462,9 +543,15 @@ func (c *conn) announce(req *request, cfg *Config) {
 		c.Send(c.msg)
 		return
 	}
-	if idx < 0 && len(c.pairs) >= cfg.MaxSwarmsPerConn {
-		c.fail(failTooManySwarms, &requestError{action: actionAnnounce, infoHash: ih, reason: "too many swarms on this connection"})
-		return
+	if idx < 0 && !c.Trusted() && len(c.pairs) >= cfg.MaxSwarmsPerConn {
+		// P2P Media Loader never sends "stopped" and keeps its socket for
+		// the page's lifetime: swarms it left end by expiry, which only
+		// the swarm registry sees.
+		c.forgetExpiredPairs()
+		if len(c.pairs) >= cfg.MaxSwarmsPerConn {
+			c.fail(failTooManySwarms, &requestError{action: actionAnnounce, infoHash: ih, reason: "too many swarms on this connection"})
+			return
+		}
 	}
 	seeding := event == eventCompleted || (req.Left != nil && *req.Left == 0)
 	counts, added, err := t.swarms.Announce(ih, peerID, c, seeding, event == eventCompleted, time.Now())
@@ -530,7 +617,7 @@ func (c *conn) scrape(req *request, cfg *Config) {
 		c.fail(failInvalid, &requestError{action: actionScrape, reason: err.Error()})
 		return
 	}
-	auth := t.authorizer()
+	auth := c.authorizer()
 	allowed := func(ih string) error {
 		if auth == nil {
 			return nil

@@ -14,10 +14,9 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"numwant":5,"uploaded":0,"downloaded":0,"event":"started","action":"announce","info_hash":"tBBwJ0eaWm83RZGsvsTu","peer_id":"-PM0203-A3uDGtPH5YH4","offers":[{"offer":{"type":"offer","sdp":"v=0\r\n"},"offer_id":"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013"}]}`))
 	f.Add([]byte(`{"action":"scrape","info_hash":["tBBwJ0eaWm83RZGsvsTu"]}`))
 	f.Add([]byte(`{"action":"announce","info_hash":"…","peer_id":"-PM0203-asj3uA7gyGY6","to_peer_id":"-PM0203-A3uDGtPH5YH4","answer":{"type":"answer","sdp":"…"},"offer_id":"01234567890123456789"}`))
-	cfg := Config{}.withDefaults()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req := new(request)
-		if err := decodeRequest(data, &cfg, req); err != nil {
+		if err := decodeRequest(data, req); err != nil {
 			re, ok := err.(*requestError)
 			if !ok {
 				t.Fatalf("error of type %T", err)

@@ -11,7 +11,10 @@ var ErrLocalPeerClosed = errors.New("tracker: local peer closed")
 // LocalPeer is an in-process client of the tracker, such as the origin's
 // own seeding peer when it runs in the same process: it sends requests
 // and receives relayed offers and answers exactly as a WebSocket client
-// would, without a socket, a frame layer or a per-IP or rate limit.
+// would, without a socket, a frame layer, a per-IP or rate limit or a cap
+// on its swarms (Config.MaxSwarmsPerConn). Being in the process, it is
+// the origin's own peer (see TrustedEndpoint): Config.SeederFirst picks
+// the seeder among local peers only.
 type LocalPeer struct {
 	mu     sync.Mutex
 	c      *conn
@@ -34,7 +37,7 @@ func (l *LocalPeer) Handle(msg []byte) error {
 	if l.closed {
 		return ErrLocalPeerClosed
 	}
-	cfg := l.c.t.config()
+	cfg := l.c.config()
 	l.c.cfg = cfg
 	l.c.handle(msg, cfg)
 	return nil

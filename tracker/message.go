@@ -243,8 +243,11 @@ const (
 	// maxScrapeList bounds the info_hashes kept from one scrape array; the
 	// configured limit is checked against it.
 	maxScrapeList = 10000
-	// maxOffersParsed bounds the offers kept from one announce; anything
-	// over the configured limit is refused anyway.
+	// maxOffersParsed is the most offers one announce may carry; one with
+	// more is refused (parsing keeps one extra offer to notice). It bounds
+	// input only: Config.MaxOffers caps the offers relayed, and an
+	// announce over it is served with its first offers, since P2P Media
+	// Loader always sends 5 whatever the tracker's limit.
 	maxOffersParsed = 1000
 	infoHashTooMany = infoHashOther + 1
 )
@@ -253,7 +256,7 @@ const (
 // may be a recycled one; its raw fields (offers, answer) point into data.
 // On failure it returns a *requestError carrying whatever action and
 // info_hash could be read, so the reply can name them.
-func decodeRequest(data []byte, cfg *Config, req *request) error {
+func decodeRequest(data []byte, req *request) error {
 	if !utf8.Valid(data) {
 		// Raw values are relayed inside text frames, which browsers drop
 		// (closing their socket) when they are not UTF-8.
@@ -308,8 +311,8 @@ func decodeRequest(data []byte, cfg *Config, req *request) error {
 		if req.Numwant != nil && (*req.Numwant < 0 || *req.Numwant > 1e9 || *req.Numwant != float64(int(*req.Numwant))) {
 			return fail("invalid numwant")
 		}
-		if len(req.Offers) > cfg.MaxOffers {
-			return fail("too many offers: %d, at most %d", len(req.Offers), cfg.MaxOffers)
+		if len(req.Offers) > maxOffersParsed {
+			return fail("too many offers: more than %d", maxOffersParsed)
 		}
 		for i := range req.Offers {
 			if !isObject(req.Offers[i].Offer) {

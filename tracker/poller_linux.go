@@ -229,7 +229,7 @@ const maxReadsPerEvent = 16
 // silent for the read timeout). It reports whether the socket is still
 // open.
 func (c *conn) readReady(l *pollLoop) bool {
-	c.cfg = c.t.config()
+	c.cfg = c.config()
 	c.parser.maxMessage = int(c.cfg.MaxMessageSize)
 	if c.pending == nil {
 		c.pending = getBuffer()

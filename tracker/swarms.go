@@ -20,6 +20,24 @@ type Endpoint interface {
 	Send(msg []byte) bool
 }
 
+// TrustedEndpoint is an Endpoint that may report itself as the origin's
+// own peer: only such a member can be picked as the seeder for
+// Config.SeederFirst, because a peer id prefix is something any client can
+// claim. The tracker's in-process peers (LocalPeer) are trusted and its
+// sockets are not; a clustered Swarms can implement it on the endpoints
+// that forward to another node's in-process peer.
+type TrustedEndpoint interface {
+	Endpoint
+	// Trusted reports whether the endpoint is the origin's own peer.
+	Trusted() bool
+}
+
+// isTrusted reports whether ep is a TrustedEndpoint that is trusted.
+func isTrusted(ep Endpoint) bool {
+	te, ok := ep.(TrustedEndpoint)
+	return ok && te.Trusted()
+}
+
 // Counts are the seeders and leechers of one swarm.
 type Counts struct {
 	Complete   int
@@ -55,8 +73,9 @@ type Swarms interface {
 	// whose endpoint is not exclude.
 	PickPeers(dst []Endpoint, infoHash string, exclude Endpoint, n int) []Endpoint
 	// PickSeeder returns a random seeding member (one that announced
-	// left=0 or completed) whose peer id starts with prefix and whose
-	// endpoint is not exclude: the origin's own seeding peer.
+	// left=0 or completed) whose peer id starts with prefix, whose
+	// endpoint is trusted (see TrustedEndpoint) and is not exclude: the
+	// origin's own seeding peer.
 	PickSeeder(infoHash, prefix string, exclude Endpoint) (Endpoint, bool)
 	// Lookup returns the endpoint of peerID in the swarm.
 	Lookup(infoHash, peerID string) (Endpoint, bool)
@@ -270,7 +289,7 @@ func (m *MemorySwarms) PickSeeder(infoHash, prefix string, exclude Endpoint) (En
 	off := rand.IntN(n)
 	for k := range n {
 		p := s.seeds[(off+k)%n]
-		if p.ep != exclude && strings.HasPrefix(p.peerID, prefix) {
+		if p.ep != exclude && strings.HasPrefix(p.peerID, prefix) && isTrusted(p.ep) {
 			return p.ep, true
 		}
 	}

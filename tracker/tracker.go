@@ -91,8 +91,7 @@ func WithClientIP(f func(*http.Request) string) Option { return func(t *Tracker)
 // requests to WebSockets; it owns the sockets it accepted and closes them
 // on Close.
 type Tracker struct {
-	cfg      atomic.Pointer[Config]
-	auth     atomic.Pointer[authBox]
+	policy   atomic.Pointer[Policy] // the default policy
 	swarms   Swarms
 	log      *slog.Logger
 	clientIP func(*http.Request) string
@@ -115,8 +114,6 @@ type Tracker struct {
 	stats counters
 }
 
-type authBox struct{ a Authorizer }
-
 // New returns a running Tracker; call Close to stop it.
 func New(cfg Config, opts ...Option) (*Tracker, error) {
 	if err := cfg.Validate(); err != nil {
@@ -127,8 +124,11 @@ func New(cfg Config, opts ...Option) (*Tracker, error) {
 		conns: make(map[*conn]struct{}),
 		perIP: make(map[string]int),
 	}
-	c := cfg.withDefaults()
-	t.cfg.Store(&c)
+	p, err := NewPolicy(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	t.policy.Store(p)
 	for _, o := range opts {
 		o(t)
 	}
@@ -165,38 +165,72 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-func (t *Tracker) config() *Config { return t.cfg.Load() }
+// config returns the default policy's limits.
+func (t *Tracker) config() *Config { return &t.Policy().load().cfg }
 
-// SetConfig changes the limits of a running tracker; sockets pick up the new
-// values with their next message.
-func (t *Tracker) SetConfig(cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	c := cfg.withDefaults()
-	t.cfg.Store(&c)
-	return nil
-}
+// Policy returns the default policy: that of the sockets ServeHTTP accepts
+// and of in-process peers.
+func (t *Tracker) Policy() *Policy { return t.policy.Load() }
 
-// Config returns the effective configuration, defaults filled in.
+// SetConfig changes the limits of the default policy; its sockets pick up
+// the new values with their next message.
+func (t *Tracker) SetConfig(cfg Config) error { return t.Policy().SetConfig(cfg) }
+
+// Config returns the default policy's limits, defaults filled in.
 func (t *Tracker) Config() Config { return *t.config() }
 
-// SetAuthorizer sets or, with nil, removes the authorizer.
-func (t *Tracker) SetAuthorizer(a Authorizer) { t.auth.Store(&authBox{a}) }
+// SetAuthorizer sets or, with nil, removes the default policy's authorizer.
+func (t *Tracker) SetAuthorizer(a Authorizer) { t.Policy().SetAuthorizer(a) }
 
-func (t *Tracker) authorizer() Authorizer {
-	if b := t.auth.Load(); b != nil {
-		return b.a
+// MoveSockets makes every socket that follows policy from follow to
+// instead, from its next message on, and makes to the default policy if
+// from was (in-process peers follow the default). It reports how many
+// sockets moved.
+func (t *Tracker) MoveSockets(from, to *Policy) int {
+	t.policy.CompareAndSwap(from, to)
+	n := 0
+	t.mu.Lock()
+	for c := range t.conns {
+		if c.policy.CompareAndSwap(from, to) {
+			n++
+		}
 	}
-	return nil
+	t.mu.Unlock()
+	return n
+}
+
+// CloseSockets closes every socket that follows policy p with 1001 "going
+// away" and reason; clients reconnect, through an entry point with a
+// policy of its own. It reports how many sockets it closed.
+func (t *Tracker) CloseSockets(p *Policy, reason string) int {
+	var closing []*conn
+	t.mu.Lock()
+	for c := range t.conns {
+		if c.policy.Load() == p {
+			closing = append(closing, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range closing {
+		c.closeWith(closeGoingAway, reason)
+	}
+	return len(closing)
 }
 
 // Swarms returns the swarm registry.
 func (t *Tracker) Swarms() Swarms { return t.swarms }
 
-// ServeHTTP upgrades the request to a tracker WebSocket.
+// ServeHTTP upgrades the request to a tracker WebSocket under the default
+// policy.
 func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cfg := t.config()
+	t.ServePolicy(w, r, t.Policy())
+}
+
+// ServePolicy upgrades the request to a tracker WebSocket that follows
+// policy p: p's AllowedOrigins and MaxConnsPerIP decide whether it is
+// accepted, and the socket keeps following p (until MoveSockets).
+func (t *Tracker) ServePolicy(w http.ResponseWriter, r *http.Request, p *Policy) {
+	cfg := &p.load().cfg
 	origin := r.Header.Get("Origin")
 	if !originAllowed(cfg.AllowedOrigins, origin) {
 		t.stats.rejected[rejectOrigin].Add(1)
@@ -236,6 +270,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nc := ws.NetConn()
 	c := &conn{t: t, nc: nc, remoteIP: ip, origin: origin,
 		tokens: float64(cfg.MessageBurst), lastToken: time.Now().UnixNano()}
+	c.policy.Store(p)
 	// Peeking at the socket is only right when the tracker reads the socket
 	// itself; a TLS connection can hold decrypted bytes the socket no
 	// longer shows, so it (or any wrapped conn) uses plain blocking reads.
@@ -248,7 +283,12 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.closed {
 		t.mu.Unlock()
 		t.releaseIP(ip)
-		c.closeWith(closeGoingAway, "tracker is shutting down")
+		// Close may already be waiting for the tracker's goroutines,
+		// so none may start: say goodbye from here and close the
+		// socket.
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write(appendFrame(nil, opClose, closePayload(closeGoingAway, "tracker is shutting down")))
+		_ = nc.Close()
 		return
 	}
 	t.conns[c] = struct{}{}
@@ -313,26 +353,30 @@ func (t *Tracker) janitor() {
 		case <-t.ctx.Done():
 			return
 		case now := <-tick.C:
-			cfg := t.config()
-			pingCut := now.Add(-cfg.PingInterval).UnixNano()
-			// Sockets the poller watches have no read deadline running,
-			// so close those silent for longer than the read timeout.
-			readCut := now.Add(-cfg.ReadTimeout).UnixNano()
+			// Peers of every policy share the swarms, so they expire
+			// after the longest peer timeout in use.
+			peerTimeout := t.config().PeerTimeout
 			batch = t.snapshot(batch[:0])
 			for i, c := range batch {
+				cfg := c.config()
+				peerTimeout = max(peerTimeout, cfg.PeerTimeout)
+				pingCut := now.Add(-cfg.PingInterval).UnixNano()
 				last := c.lastRead.Load()
 				if last < pingCut && c.lastPing < pingCut {
 					c.lastPing = now.UnixNano()
 					c.ping()
 				}
-				if t.poller != nil && last < readCut {
+				// Sockets the poller watches have no read deadline
+				// running, so close those silent for longer than the
+				// read timeout.
+				if t.poller != nil && last < now.Add(-cfg.ReadTimeout).UnixNano() {
 					c.abort()
 				}
 				batch[i] = nil
 			}
-			if now.Sub(lastExpire) >= cfg.PeerTimeout/4 {
+			if now.Sub(lastExpire) >= peerTimeout/4 {
 				lastExpire = now
-				if n := t.swarms.Expire(now.Add(-cfg.PeerTimeout)); n > 0 {
+				if n := t.swarms.Expire(now.Add(-peerTimeout)); n > 0 {
 					t.stats.expired.Add(int64(n))
 				}
 			}

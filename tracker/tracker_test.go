@@ -368,14 +368,14 @@ func TestCloseEndsSocketsAndGoroutines(t *testing.T) {
 }
 
 // TestSeederFirstGetsOneOfferOfEachNewPeer: with SeederFirst set, every new
-// peer's first offer goes to the seeding member with that prefix, the rest
-// to others, and a re-announce is relayed at random again.
+// peer's first offer goes to the in-process seeding member with that
+// prefix, the rest to others, and a re-announce is relayed at random again.
 func TestSeederFirstGetsOneOfferOfEachNewPeer(t *testing.T) {
-	_, url := startTracker(t, Config{SeederFirst: "-CP0001-"})
+	tr, url := startTracker(t, Config{SeederFirst: "-CP0001-"})
 	const ih = "swarm-seeder-first01"
-	seed := dial(t, url)
-	seed.send(announce(ih, "-CP0001-seederseeder", 0, `,"left":0`))
-	seed.recv()
+	seed, seedGot := localPeer(t, tr)
+	seed.Handle([]byte(announce(ih, "-CP0001-seederseeder", 0, `,"left":0`)))
+	recvLocal(t, seedGot)
 	others := make([]*client, 8)
 	for i := range others {
 		others[i] = dial(t, url)
@@ -387,7 +387,7 @@ func TestSeederFirstGetsOneOfferOfEachNewPeer(t *testing.T) {
 		peer := fmt.Sprintf("-PM0203-newpeer%05d", round)
 		b.send(announce(ih, peer, 2, `,"numwant":2`))
 		b.recv()
-		m := seed.recv()
+		m := recvLocal(t, seedGot)
 		if m["peer_id"] != peer || m["offer"] == nil {
 			t.Fatalf("round %d: seeder got %v, want an offer of %s", round, m, peer)
 		}
@@ -410,7 +410,10 @@ func TestSeederFirstGetsOneOfferOfEachNewPeer(t *testing.T) {
 		}
 		b.ws.Close()
 	}
-	seed.expectSilence(100 * time.Millisecond) // exactly one offer per new peer
+	time.Sleep(100 * time.Millisecond)
+	if len(seedGot) > 0 { // exactly one offer per new peer
+		t.Fatalf("seeder got more: %v", <-seedGot)
+	}
 }
 
 // TestLocalPeer: an in-process peer announces, is relayed a socket
