@@ -77,7 +77,7 @@ func serveTrackerStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []TrackerStatus{}
 	trackers.Range(func(key, value any) bool {
-		t := value.(trackerEngine).Tracker
+		t := value.(*trackerEngine).Tracker
 		st := TrackerStatus{Name: key.(string), Stats: t.Stats(), Swarms: []SwarmStatus{}}
 		for _, e := range t.Swarms().ScrapeAll(limit) {
 			st.Swarms = append(st.Swarms, SwarmStatus{

@@ -3,24 +3,27 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/pion/ice/v4"
+	"github.com/dustin/go-humanize"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
 	"github.com/caddy-p2p/caddy-p2p/manifest"
 	"github.com/caddy-p2p/caddy-p2p/p2p"
 	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
-	"github.com/caddy-p2p/caddy-p2p/tracker"
 )
 
 func init() {
@@ -30,23 +33,6 @@ func init() {
 
 // DefaultWebRTCListen is the UDP address of the seeder's WebRTC traffic.
 const DefaultWebRTCListen = ":50000"
-
-// udpMuxes holds the seeder's ICE UDP sockets by listen address across
-// config reloads: the new config starts before the old one stops, so both
-// seeders share one socket (the mux routes by ICE ufrag) instead of failing
-// to bind it twice.
-var udpMuxes = caddy.NewUsagePool()
-
-// tcpMuxes does the same for ICE-TCP listeners.
-var tcpMuxes = caddy.NewUsagePool()
-
-type pooledUDPMux struct{ ice.UDPMux }
-
-func (m pooledUDPMux) Destruct() error { return m.Close() }
-
-type pooledTCPMux struct{ ice.TCPMux }
-
-func (m pooledTCPMux) Destruct() error { return m.Close() }
 
 // App is the "p2p" app: the origin's seeding peer. It joins the swarms of
 // the configured streams (and of streams added at run time) through
@@ -75,7 +61,7 @@ type App struct {
 	// address for browsers that cannot use UDP.
 	ICETCPListen string `json:"ice_tcp_listen,omitempty"`
 	// SocketBuffer is the UDP socket's read and write buffer, in bytes.
-	// Default: 4 MiB.
+	// Default: 4 MiB. A reload sets a changed size on the open socket.
 	SocketBuffer int `json:"socket_buffer,omitempty"`
 	// PublicIPs are the addresses browsers reach this server at, when it
 	// is behind a 1:1 NAT; they replace the host candidates' addresses.
@@ -93,19 +79,21 @@ type App struct {
 	DisconnectedTimeout caddy.Duration `json:"disconnected_timeout,omitempty"`
 	FailedTimeout       caddy.Duration `json:"failed_timeout,omitempty"`
 
-	// CacheSize caps the segment cache, in bytes. Default: 256 MiB.
+	// CacheSize caps the segment cache, in bytes. Default (and 0):
+	// 256 MiB.
 	CacheSize int64 `json:"cache_size,omitempty"`
-	// MaxPeers caps peer connections. Default: 1000.
+	// MaxPeers caps peer connections. Default (and 0): 1000.
 	MaxPeers int `json:"max_peers,omitempty"`
 	// OffersPerAnnounce is how many offers the seeder sends per announce
-	// when a swarm has browsers it is not connected to. Default: 3; -1
-	// makes the seeder only answer browsers' offers.
+	// when a swarm has browsers it is not connected to. Default (and 0):
+	// 3; -1 (0 in the Caddyfile) makes the seeder only answer browsers'
+	// offers.
 	OffersPerAnnounce int `json:"offers_per_announce,omitempty"`
-	// UploadRate caps the seeder's upload in bytes per second. Default:
-	// unlimited.
+	// UploadRate caps the seeder's upload in bytes per second. Default
+	// (and 0): unlimited.
 	UploadRate int64 `json:"upload_rate,omitempty"`
 	// MaxUploads caps concurrent uploads; a request over it is answered
-	// "absent" so the browser uses HTTP or another peer. Default:
+	// "absent" so the browser uses HTTP or another peer. Default (and 0):
 	// unlimited.
 	MaxUploads int `json:"max_uploads,omitempty"`
 	// RareOnly announces only segments fewer than RareThreshold of the
@@ -113,12 +101,13 @@ type App struct {
 	// seeder fills gaps.
 	RareOnly bool `json:"rare_only,omitempty"`
 	// RareThreshold is the holder count from which a segment is common.
-	// Default: 2.
+	// Default (and 0): 2.
 	RareThreshold int `json:"rare_threshold,omitempty"`
 
 	ctx     caddy.Context
 	log     *zap.Logger
 	offload *offload
+	uploads *uploadTotals
 	source  SegmentSource
 	clients []manifest.Client
 
@@ -128,6 +117,7 @@ type App struct {
 	janitor   chan struct{}    // closed by Stop
 	janitorWG sync.WaitGroup
 	udpKey    string
+	udpSocket *pooledUDPSocket
 	tcpKey    string
 	startedAt time.Time
 }
@@ -144,6 +134,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
 	a.offload = newOffload()
+	a.uploads = newUploadTotals()
 	if a.SourceRaw != nil {
 		mod, err := ctx.LoadModule(a, "SourceRaw")
 		if err != nil {
@@ -167,6 +158,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("unknown client %q (want hlsjs or shaka)", c)
 		}
 	}
+	if err := a.checkLimits(); err != nil {
+		return err
+	}
 	for _, s := range a.Streams {
 		if s.URL == "" {
 			return fmt.Errorf("stream with an empty URL")
@@ -189,6 +183,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// checkLimits refuses negative values the JSON fields give no meaning to
+// (the Caddyfile parser already does).
+func (a *App) checkLimits() error {
+	for _, l := range []struct {
+		name  string
+		n     int64
+		least int64
+	}{
+		{"socket_buffer", int64(a.SocketBuffer), 0}, {"cache_size", a.CacheSize, 0},
+		{"max_peers", int64(a.MaxPeers), 0}, {"offers_per_announce", int64(a.OffersPerAnnounce), -1},
+		{"upload_rate", a.UploadRate, 0}, {"max_uploads", int64(a.MaxUploads), 0},
+		{"rare_threshold", int64(a.RareThreshold), 0},
+	} {
+		if l.n < l.least {
+			return fmt.Errorf("%s: %d is below %d", l.name, l.n, l.least)
+		}
+	}
+	return nil
+}
+
 // Start opens (or adopts) the WebRTC sockets, creates the seeder and adds
 // the configured streams.
 func (a *App) Start() error {
@@ -198,30 +212,46 @@ func (a *App) Start() error {
 	}
 	buf := a.SocketBuffer
 	if buf <= 0 {
-		buf = 4 << 20
+		buf = DefaultSocketBuffer
 	}
-	val, _, err := udpMuxes.LoadOrNew(listen, func() (caddy.Destructor, error) {
-		mux, addr, err := seeder.ListenUDPMux(listen, buf, nil)
+	udpKey, udpBind, err := listenKey("udp", listen)
+	if err != nil {
+		return fmt.Errorf("p2p app: webrtc_listen: %w", err)
+	}
+	val, _, err := udpMuxes.LoadOrNew(udpKey, func() (caddy.Destructor, error) {
+		sock, err := listenUDPSocket(udpBind, buf)
 		if err != nil {
 			return nil, err
 		}
-		a.log.Info("webrtc udp socket open", zap.Stringer("addr", addr))
-		return pooledUDPMux{mux}, nil
+		a.log.Info("webrtc udp socket open", zap.Stringer("addr", sock.conn.LocalAddr()))
+		return sock, nil
 	})
-	if err != nil {
-		return fmt.Errorf("p2p app: %w", err)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// The running config's socket is shared only under the same
+		// address; 127.0.0.1:50000 and :50000 overlap but differ.
+		return fmt.Errorf("p2p app: webrtc_listen: %w (held by another program, or by the running config under an overlapping address: change the port, or restart instead of reloading)", err)
 	}
-	a.udpKey = listen
+	if err != nil {
+		return fmt.Errorf("p2p app: webrtc_listen: %w", err)
+	}
+	a.udpKey = udpKey
+	a.udpSocket = val.(*pooledUDPSocket)
+	a.udpSocket.hold(a, buf)
 	wcfg := seeder.WebRTCConfig{
-		UDPMux:              val.(pooledUDPMux).UDPMux,
+		UDPMux:              a.udpSocket.UDPMux,
 		PublicIPs:           a.PublicIPs,
 		DisconnectedTimeout: time.Duration(a.DisconnectedTimeout),
 		FailedTimeout:       time.Duration(a.FailedTimeout),
 		IncludeLoopback:     a.IncludeLoopback,
 	}
 	if a.ICETCPListen != "" {
-		tv, _, err := tcpMuxes.LoadOrNew(a.ICETCPListen, func() (caddy.Destructor, error) {
-			mux, _, err := seeder.ListenTCPMux(a.ICETCPListen, nil)
+		tcpKey, tcpBind, err := listenKey("tcp", a.ICETCPListen)
+		if err != nil {
+			a.releaseSockets()
+			return fmt.Errorf("p2p app: ice_tcp_listen: %w", err)
+		}
+		tv, _, err := tcpMuxes.LoadOrNew(tcpKey, func() (caddy.Destructor, error) {
+			mux, _, err := seeder.ListenTCPMux(tcpBind, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -229,9 +259,9 @@ func (a *App) Start() error {
 		})
 		if err != nil {
 			a.releaseSockets()
-			return fmt.Errorf("p2p app: %w", err)
+			return fmt.Errorf("p2p app: ice_tcp_listen: %w", err)
 		}
-		a.tcpKey = a.ICETCPListen
+		a.tcpKey = tcpKey
 		wcfg.TCPMux = tv.(pooledTCPMux).TCPMux
 	}
 	if len(a.Interfaces) > 0 {
@@ -288,6 +318,7 @@ func (a *App) Start() error {
 	a.mu.Unlock()
 	a.janitorWG.Add(1)
 	go a.sweepStreams(a.janitor)
+	appStarted(a)
 	a.log.Info("seeder started", zap.String("peer_id", s.PeerID()), zap.Strings("trackers", a.Trackers), zap.Int("streams", len(a.Streams)))
 	return nil
 }
@@ -307,24 +338,18 @@ func localTrackerName(u string) (string, bool) {
 // the seeder connects, so a tracker provisioned later is still found.
 func localTrackerDialer(name string) seeder.TrackerDialer {
 	return func(ctx context.Context) (seeder.TrackerConn, error) {
-		var eng *tracker.Tracker
-		trackers.Range(func(k, v any) bool {
-			if k.(string) == name {
-				eng = v.(trackerEngine).Tracker
-				return false
-			}
-			return true
-		})
+		eng := engineNamed(name)
 		if eng == nil {
 			return nil, fmt.Errorf("no p2p_tracker named %q runs in this process", name)
 		}
-		return seeder.LocalTracker(eng)(ctx)
+		return seeder.LocalTracker(eng.Tracker)(ctx)
 	}
 }
 
 // Stop closes every peer connection and tracker connection of the seeder.
 // The UDP socket stays open while a newer config still uses it.
 func (a *App) Stop() error {
+	appStopped(a)
 	a.mu.Lock()
 	s := a.seeder
 	a.seeder = nil
@@ -343,8 +368,9 @@ func (a *App) Stop() error {
 
 func (a *App) releaseSockets() {
 	if a.udpKey != "" {
+		a.udpSocket.release(a)
 		_, _ = udpMuxes.Delete(a.udpKey)
-		a.udpKey = ""
+		a.udpKey, a.udpSocket = "", nil
 	}
 	if a.tcpKey != "" {
 		_, _ = tcpMuxes.Delete(a.tcpKey)
@@ -384,6 +410,9 @@ func (a *App) sweepStreams(done chan struct{}) {
 			a.mu.Lock()
 			trackers := append([]*streamTracker(nil), a.trackers...)
 			a.mu.Unlock()
+			// The upload counts of the streams the sweep drops are
+			// kept for the metrics.
+			a.observeUploads()
 			for _, t := range trackers {
 				t.sweep(now)
 			}
@@ -433,7 +462,18 @@ func (a *App) RemoveStream(url string) bool {
 	if s == nil {
 		return false
 	}
+	// Keep the stream's upload counts for the metrics.
+	a.observeUploads()
 	return s.RemoveStream(url)
+}
+
+// observeUploads takes the seeder's per-swarm upload counts into the
+// running totals the metrics export.
+func (a *App) observeUploads() {
+	if s := a.Seeder(); s != nil {
+		st := s.Stats()
+		a.uploads.observe(&st)
+	}
 }
 
 // parseAppCaddyfile parses the global option:
@@ -445,18 +485,18 @@ func (a *App) RemoveStream(url string) bool {
 //	    source <module> ...
 //	    webrtc_listen <udp-addr>
 //	    ice_tcp_listen <tcp-addr>
-//	    socket_buffer <size>
+//	    socket_buffer <size>                 # 1 byte to 1 GiB
 //	    public_ip <ip>...
 //	    stun <url>...
 //	    interfaces <name>...
 //	    include_loopback
 //	    ice_timeouts <disconnected> <failed>
-//	    cache_size <size>
-//	    max_peers <n>
-//	    offers_per_announce <n>
-//	    upload_rate <size-per-second>
-//	    max_uploads <n>
-//	    rare_only [<threshold>]
+//	    cache_size <size>                    # not 0
+//	    max_peers <n>                        # at least 1
+//	    offers_per_announce <n>              # 0 (or -1): answer only
+//	    upload_rate <size-per-second>        # 0 = unlimited
+//	    max_uploads <n>                      # 0 = unlimited
+//	    rare_only [<threshold>]              # threshold at least 1
 //	}
 //
 // Repeated p2p blocks are merged.
@@ -522,7 +562,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "socket_buffer":
-			n, err := parseSize(d)
+			n, err := parseSizeArg(d, 1, 1<<30)
 			if err != nil {
 				return err
 			}
@@ -565,36 +605,45 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.DisconnectedTimeout, a.FailedTimeout = caddy.Duration(dd), caddy.Duration(fd)
 		case "cache_size":
-			n, err := parseSize(d)
+			n, err := parseSizeArg(d, 1, math.MaxInt64)
 			if err != nil {
 				return err
 			}
 			a.CacheSize = n
 		case "upload_rate":
-			n, err := parseSize(d)
+			n, err := parseSizeArg(d, 0, math.MaxInt64) // 0 = unlimited
 			if err != nil {
 				return err
 			}
 			a.UploadRate = n
-		case "max_peers", "offers_per_announce", "max_uploads":
-			key := d.Val()
-			n, err := parseInt(d)
+		case "max_peers":
+			n, err := parseIntArg(d, 1)
 			if err != nil {
 				return err
 			}
-			switch key {
-			case "max_peers":
-				a.MaxPeers = n
-			case "offers_per_announce":
-				a.OffersPerAnnounce = n
-			case "max_uploads":
-				a.MaxUploads = n
+			a.MaxPeers = n
+		case "offers_per_announce":
+			// 0 and -1 both mean no offers of the seeder's own; the JSON
+			// field spells that -1, its 0 being the default.
+			n, err := parseIntArg(d, -1)
+			if err != nil {
+				return err
 			}
+			a.OffersPerAnnounce = n
+			if n == 0 {
+				a.OffersPerAnnounce = -1
+			}
+		case "max_uploads":
+			n, err := parseIntArg(d, 0) // 0 = unlimited
+			if err != nil {
+				return err
+			}
+			a.MaxUploads = n
 		case "rare_only":
 			a.RareOnly = true
 			if d.NextArg() {
 				d.Prev()
-				n, err := parseInt(d)
+				n, err := parseIntArg(d, 1)
 				if err != nil {
 					return err
 				}
@@ -607,14 +656,38 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseInt reads one integer argument.
-func parseInt(d *caddyfile.Dispenser) (int, error) {
+// parseIntArg reads the current option's one argument, a whole number of
+// at least least. Anything after the digits ("10k") makes it an error
+// rather than being dropped.
+func parseIntArg(d *caddyfile.Dispenser, least int) (int, error) {
+	opt := d.Val()
 	if !d.NextArg() {
 		return 0, d.ArgErr()
 	}
-	var n int
-	if _, err := fmt.Sscan(d.Val(), &n); err != nil {
-		return 0, d.Errf("%q is not an integer", d.Val())
+	val := d.Val()
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n < least {
+		return 0, d.Errf("%s: %q is not a whole number of at least %d", opt, val, least)
+	}
+	return n, nil
+}
+
+// parseSizeArg reads the current option's one argument, a size such as
+// 4MiB between least and most bytes.
+func parseSizeArg(d *caddyfile.Dispenser, least, most int64) (int64, error) {
+	opt := d.Val()
+	n, err := parseSize(d)
+	if err != nil {
+		return 0, err
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	if n < least || n > most {
+		return 0, d.Errf("%s: %s is not between %s and %s", opt, d.Val(), humanize.IBytes(uint64(least)), humanize.IBytes(uint64(most)))
 	}
 	return n, nil
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-p2p/caddy-p2p/p2p"
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 	"github.com/caddy-p2p/caddy-p2p/tracker"
 )
 
@@ -36,6 +40,35 @@ func (*KnownStreamsAuthorizer) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// startedApps lists the p2p apps that started and have not stopped, oldest
+// first: a reload starts the new config's app before it stops the old
+// one, and a reload that fails stops its new app again.
+var startedApps struct {
+	sync.Mutex
+	list   []*App
+	newest atomic.Pointer[App]
+}
+
+// appStarted records that a started.
+func appStarted(a *App) {
+	startedApps.Lock()
+	defer startedApps.Unlock()
+	startedApps.list = append(startedApps.list, a)
+	startedApps.newest.Store(a)
+}
+
+// appStopped records that a stopped.
+func appStopped(a *App) {
+	startedApps.Lock()
+	defer startedApps.Unlock()
+	startedApps.list = slices.DeleteFunc(startedApps.list, func(o *App) bool { return o == a })
+	var newest *App
+	if n := len(startedApps.list); n > 0 {
+		newest = startedApps.list[n-1]
+	}
+	startedApps.newest.Store(newest)
+}
+
 // Provision finds the p2p app of this config.
 func (k *KnownStreamsAuthorizer) Provision(ctx caddy.Context) error {
 	v, err := ctx.AppIfConfigured("p2p")
@@ -60,10 +93,24 @@ func (k *KnownStreamsAuthorizer) Authorize(_ context.Context, req tracker.AuthRe
 	if _, ok := k.extra[req.InfoHash]; ok {
 		return nil
 	}
-	if s := k.app.Seeder(); s != nil && s.HasSwarm(p2p.InfoHash(req.InfoHash)) {
+	if s := k.seeder(); s != nil && s.HasSwarm(p2p.InfoHash(req.InfoHash)) {
 		return nil
 	}
 	return errUnknownStream
+}
+
+// seeder returns the seeder whose swarms are accepted: that of this
+// config's app, or, when that app does not run (its config failed to start,
+// or is being unloaded and its sockets are not handed over yet), that of
+// the newest app that runs.
+func (k *KnownStreamsAuthorizer) seeder() *seeder.Seeder {
+	if s := k.app.Seeder(); s != nil {
+		return s
+	}
+	if a := startedApps.newest.Load(); a != nil {
+		return a.Seeder()
+	}
+	return nil
 }
 
 // UnmarshalCaddyfile reads:

@@ -52,7 +52,7 @@ func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
 	trackers.Range(func(key, value any) bool {
 		name := key.(string)
-		s := value.(trackerEngine).Tracker.Stats()
+		s := value.(*trackerEngine).Tracker.Stats()
 		g := func(d *prometheus.Desc, v float64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
 		}

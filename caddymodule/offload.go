@@ -24,6 +24,9 @@ type offload struct {
 	mu      sync.Mutex
 	http    map[string]*httpTraffic // by manifest URL
 	reports map[string]*playerReport
+	// forgotten sums the HTTP traffic of the streams no longer seeded, so
+	// the exported counter does not fall when a stream goes.
+	forgotten httpTraffic
 }
 
 type httpTraffic struct {
@@ -83,15 +86,26 @@ func (o *offload) expireLocked(now time.Time) {
 	}
 }
 
-// forget drops the counters of streams no longer seeded.
+// forget drops the counters of streams no longer seeded, adding them to
+// the forgotten totals.
 func (o *offload) forget(keep map[string]bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for u := range o.http {
+	for u, t := range o.http {
 		if !keep[u] {
+			o.forgotten.bytes += t.bytes
+			o.forgotten.requests += t.requests
 			delete(o.http, u)
 		}
 	}
+}
+
+// forgottenHTTPBytes returns the HTTP segment bytes of the streams that
+// are no longer seeded.
+func (o *offload) forgottenHTTPBytes() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.forgotten.bytes
 }
 
 // StreamOffload is one stream's traffic as the admin API and the
@@ -184,7 +198,7 @@ func (o *offload) snapshot(st *seeder.Stats, now time.Time) []StreamOffload {
 func trackerIncomplete(infoHash string) int {
 	n := 0
 	trackers.Range(func(_, v any) bool {
-		if e, ok := v.(trackerEngine).Tracker.Swarms().Scrape(infoHash); ok {
+		if e, ok := v.(*trackerEngine).Tracker.Swarms().Scrape(infoHash); ok {
 			n += e.Incomplete
 		}
 		return true

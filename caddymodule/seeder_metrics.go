@@ -2,11 +2,91 @@ package caddymodule
 
 import (
 	"errors"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-p2p/caddy-p2p/p2p"
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
 )
+
+// uploadTotals keeps the seeder's upload counters monotonic. The seeder
+// counts per swarm and forgets a swarm's counts when the swarm goes (its
+// stream removed through the admin API, or dropped as idle), which would
+// make the exported sums fall; so the last counts seen of every swarm that
+// has gone are kept as running totals. What a swarm counted between the
+// last look and its end is lost: the app looks whenever metrics are
+// scraped, before it removes a stream and before each sweep of idle
+// streams (whose swarms have nothing left to count).
+type uploadTotals struct {
+	mu   sync.Mutex
+	last map[swarmKey]swarmUploads   // the current swarms, as last seen
+	gone map[clientKind]uploadCounts // of the swarms that went
+}
+
+type swarmKey struct{ stream, infoHash string }
+
+type clientKind struct{ client, kind string }
+
+type swarmUploads struct {
+	clientKind
+	counts uploadCounts
+}
+
+// uploadCounts are the counters of p2p.UploadStats that are exported.
+type uploadCounts struct {
+	bytes, completed, absent, aborted, overBudget uint64
+}
+
+func countsOf(u p2p.UploadStats) uploadCounts {
+	return uploadCounts{u.BytesSent, u.Completed, u.Absent, u.Aborted, u.OverBudget}
+}
+
+func (c uploadCounts) plus(o uploadCounts) uploadCounts {
+	return uploadCounts{c.bytes + o.bytes, c.completed + o.completed, c.absent + o.absent, c.aborted + o.aborted, c.overBudget + o.overBudget}
+}
+
+// below reports whether any counter of c is below o's: the swarm was
+// replaced by a new one (its stream removed and added again) since o.
+func (c uploadCounts) below(o uploadCounts) bool {
+	return c.bytes < o.bytes || c.completed < o.completed || c.absent < o.absent || c.aborted < o.aborted || c.overBudget < o.overBudget
+}
+
+func newUploadTotals() *uploadTotals {
+	return &uploadTotals{last: map[swarmKey]swarmUploads{}, gone: map[clientKind]uploadCounts{}}
+}
+
+// observe takes in a snapshot of the seeder and returns the totals by
+// client and stream kind, the swarms that went included.
+func (u *uploadTotals) observe(st *seeder.Stats) map[clientKind]uploadCounts {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	seen := make(map[swarmKey]swarmUploads, len(u.last))
+	for _, str := range st.Streams {
+		for _, sw := range str.Swarms {
+			k := swarmKey{str.URL, sw.InfoHash}
+			cur := swarmUploads{clientKind{sw.Client, sw.Kind}, countsOf(sw.Upload)}
+			if prev, ok := u.last[k]; ok && cur.counts.below(prev.counts) {
+				u.gone[prev.clientKind] = u.gone[prev.clientKind].plus(prev.counts)
+			}
+			seen[k] = cur
+		}
+	}
+	for k, prev := range u.last {
+		if _, ok := seen[k]; !ok {
+			u.gone[prev.clientKind] = u.gone[prev.clientKind].plus(prev.counts)
+		}
+	}
+	u.last = seen
+	totals := maps.Clone(u.gone)
+	for _, sw := range seen {
+		totals[sw.clientKind] = totals[sw.clientKind].plus(sw.counts)
+	}
+	return totals
+}
 
 // seederCollector exports the seeder of one p2p app. Labels are the client
 // generation and the kind of stream only, never a swarm or a peer, so the
@@ -75,37 +155,43 @@ func (c *seederCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	type perClient struct{ swarms, peers, completed, absent, aborted, overBudget uint64 }
+	type perClient struct {
+		swarms, peers uint64
+		uploads       uploadCounts
+	}
 	clients := map[string]*perClient{}
-	bytes := map[[2]string]uint64{}
+	client := func(name string) *perClient {
+		pc := clients[name]
+		if pc == nil {
+			pc = &perClient{}
+			clients[name] = pc
+		}
+		return pc
+	}
 	for _, str := range st.Streams {
 		for _, sw := range str.Swarms {
-			pc := clients[sw.Client]
-			if pc == nil {
-				pc = &perClient{}
-				clients[sw.Client] = pc
-			}
+			pc := client(sw.Client)
 			pc.swarms++
 			pc.peers += uint64(sw.Peers)
-			pc.completed += sw.Upload.Completed
-			pc.absent += sw.Upload.Absent
-			pc.aborted += sw.Upload.Aborted
-			pc.overBudget += sw.Upload.OverBudget
-			bytes[[2]string{sw.Client, sw.Kind}] += sw.Upload.BytesSent
 		}
+	}
+	// The upload counters include the swarms that have gone, so they
+	// never fall when a stream is removed.
+	uploads := c.app.uploads.observe(&st)
+	for k, v := range uploads {
+		pc := client(k.client)
+		pc.uploads = pc.uploads.plus(v)
+		ctr(c.bytes, v.bytes, k.client, k.kind)
 	}
 	g(c.peerConnections, float64(st.PeerConnections))
 	g(c.uploadsRunning, float64(st.UploadsRunning))
 	for name, pc := range clients {
 		g(c.swarms, float64(pc.swarms), name)
 		g(c.peers, float64(pc.peers), name)
-		ctr(c.completed, pc.completed, name)
-		ctr(c.absent, pc.absent, name)
-		ctr(c.aborted, pc.aborted, name)
-		ctr(c.overBudget, pc.overBudget, name)
-	}
-	for k, v := range bytes {
-		ctr(c.bytes, v, k[0], k[1])
+		ctr(c.completed, pc.uploads.completed, name)
+		ctr(c.absent, pc.uploads.absent, name)
+		ctr(c.aborted, pc.uploads.aborted, name)
+		ctr(c.overBudget, pc.uploads.overBudget, name)
 	}
 	ctr(c.cacheHits, st.Cache.Hits)
 	ctr(c.cacheMisses, st.Cache.Misses)
@@ -128,7 +214,7 @@ func (c *seederCollector) Collect(ch chan<- prometheus.Metric) {
 		repSeeder += o.Reported.P2PFromSeeder
 	}
 	g(c.viewers, float64(viewers))
-	ctr(c.httpBytes, httpBytes)
+	ctr(c.httpBytes, httpBytes+c.app.offload.forgottenHTTPBytes())
 	g(c.reported, float64(repHTTP), "http")
 	g(c.reported, float64(repPeers), "p2p_peers")
 	g(c.reported, float64(repSeeder), "p2p_seeder")

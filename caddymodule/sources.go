@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"time"
 
@@ -184,6 +185,9 @@ func parseSize(d *caddyfile.Dispenser) (int64, error) {
 	n, err := humanize.ParseBytes(d.Val())
 	if err != nil {
 		return 0, d.Errf("invalid size %q: %v", d.Val(), err)
+	}
+	if n > math.MaxInt64 {
+		return 0, d.Errf("size %q is too large", d.Val())
 	}
 	return int64(n), nil
 }

@@ -3,8 +3,10 @@ package caddymodule
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,21 +33,94 @@ func init() {
 // config that uses the name is unloaded.
 var trackers = caddy.NewUsagePool()
 
-// trackerEngine is the pooled value: a running tracker.
+// trackerEngine is the pooled value: a running tracker and the handlers,
+// of every loaded config, that serve it.
+//
+// Each handler has a tracker.Policy of its own (its limits and
+// authorizer), and the sockets it accepts follow that policy, so handlers
+// sharing a name never change each other's settings, and a config that is
+// provisioned but never runs (a reload that fails later) changes nothing
+// the running one uses. The sockets of an unloaded config's handler are
+// handed to its successor when it is cleaned up (see handOver), which
+// Caddy does only once the next config is running.
 type trackerEngine struct {
 	*tracker.Tracker
+
+	mu       sync.Mutex
+	handlers map[*TrackerHandler]struct{}
 }
 
 // Destruct closes the tracker's sockets and ends its goroutines.
-func (e trackerEngine) Destruct() error { return e.Close() }
+func (e *trackerEngine) Destruct() error { return e.Close() }
+
+// engineNamed returns the running tracker engine of that name, or nil.
+func engineNamed(name string) *trackerEngine {
+	var eng *trackerEngine
+	trackers.Range(func(k, v any) bool {
+		if k.(string) == name {
+			eng = v.(*trackerEngine)
+			return false
+		}
+		return true
+	})
+	return eng
+}
+
+func (e *trackerEngine) add(h *TrackerHandler) {
+	e.mu.Lock()
+	e.handlers[h] = struct{}{}
+	e.mu.Unlock()
+}
+
+// handOver forgets h, whose config is being unloaded, and gives the
+// sockets that follow its policy (and the in-process seeder, if it follows
+// it too) to the handler that takes h's place in the running config: one
+// with the same settings, else the only one of this name. When several
+// handlers of the running config share the name with other settings, the
+// right one cannot be told, so the sockets are closed with 1001 and their
+// clients reconnect through their own route. Without a running handler
+// the sockets stay: the engine closes them when its last config goes.
+func (e *trackerEngine) handOver(h *TrackerHandler) {
+	e.mu.Lock()
+	delete(e.handlers, h)
+	var same, other *TrackerHandler
+	others := map[string]bool{}
+	for o := range e.handlers {
+		if !o.running() {
+			continue // of h's own config, or of one that failed
+		}
+		if o.settings == h.settings {
+			same = o
+			break
+		}
+		other = o
+		others[o.settings] = true
+	}
+	e.mu.Unlock()
+	switch {
+	case same != nil:
+		e.MoveSockets(h.policy, same.policy)
+	case len(others) == 1:
+		if n := e.MoveSockets(h.policy, other.policy); n > 0 {
+			h.logger.Info("tracker sockets now follow the new settings", zap.String("tracker", h.Name), zap.Int("sockets", n))
+		}
+	case len(others) > 1:
+		if n := e.CloseSockets(h.policy, "tracker settings changed"); n > 0 {
+			h.logger.Info("closed tracker sockets whose route changed settings; clients reconnect",
+				zap.String("tracker", h.Name), zap.Int("sockets", n))
+		}
+	}
+}
 
 // TrackerHandler is a WebTorrent tracker endpoint (WebSocket signalling for
 // P2P Media Loader and bittorrent-tracker clients). Requests that are not
 // WebSocket upgrades get 426 Upgrade Required; it never calls the next
-// handler.
+// handler. In the JSON form a zero count means the default, and negative
+// counts are refused except where documented.
 type TrackerHandler struct {
 	// Name identifies the swarm space. Handlers with the same name share
-	// swarms (several routes or sites may serve one tracker); the state
+	// swarms (several routes or sites may serve one tracker), each with
+	// its own limits and authorizer for the sockets it accepts; the state
 	// survives config reloads under this name. Default: "default".
 	Name string `json:"name,omitempty"`
 	// Interval is the re-announce interval sent to clients. Default: 2m.
@@ -89,8 +164,13 @@ type TrackerHandler struct {
 	// namespace that decides which swarms may be used.
 	AuthorizerRaw json.RawMessage `json:"authorizer,omitempty" caddy:"namespace=p2p.tracker.authorizers inline_key=authorizer"`
 
-	engine *tracker.Tracker
-	logger *zap.Logger
+	engine *trackerEngine
+	policy *tracker.Policy
+	// settings is the handler's JSON, which tells a reload's matching
+	// handler; done is closed when the handler's config is unloaded.
+	settings string
+	done     <-chan struct{}
+	logger   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -121,16 +201,28 @@ func (h *TrackerHandler) trackerConfig() tracker.Config {
 	}
 }
 
-// Provision adopts the running tracker of this name or starts one.
+// Provision builds the handler's policy and adopts the running tracker of
+// this name or starts one. It changes nothing a running config uses: the
+// handler's settings apply to the sockets it accepts, and to the running
+// config's sockets only once this config replaces it (see handOver).
 func (h *TrackerHandler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Name == "" {
 		h.Name = "default"
 	}
+	if err := h.checkLimits(); err != nil {
+		return fmt.Errorf("p2p_tracker %q: %w", h.Name, err)
+	}
 	cfg := h.trackerConfig()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("p2p_tracker %q: %w", h.Name, err)
 	}
+	// Before LoadModule, which empties AuthorizerRaw.
+	settings, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("p2p_tracker %q: %w", h.Name, err)
+	}
+	h.settings = string(settings)
 	var auth tracker.Authorizer
 	if h.AuthorizerRaw != nil {
 		mod, err := ctx.LoadModule(h, "AuthorizerRaw")
@@ -143,6 +235,10 @@ func (h *TrackerHandler) Provision(ctx caddy.Context) error {
 		}
 		auth = a
 	}
+	policy, err := tracker.NewPolicy(cfg, auth)
+	if err != nil {
+		return fmt.Errorf("p2p_tracker %q: %w", h.Name, err)
+	}
 	slog := ctx.Slogger()
 	val, loaded, err := trackers.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
 		t, err := tracker.New(cfg,
@@ -151,22 +247,51 @@ func (h *TrackerHandler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return trackerEngine{t}, nil
+		return &trackerEngine{Tracker: t, handlers: map[*TrackerHandler]struct{}{}}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("p2p_tracker %q: %w", h.Name, err)
 	}
-	h.engine = val.(trackerEngine).Tracker
-	if loaded {
-		// A reload or a second route with the same name: the newest
-		// config's limits and authorizer win.
-		if err := h.engine.SetConfig(cfg); err != nil {
-			return fmt.Errorf("p2p_tracker %q: %w", h.Name, err)
-		}
+	h.engine = val.(*trackerEngine)
+	h.policy = policy
+	h.done = ctx.Done()
+	if !loaded {
+		// A new engine serves no running config, so the in-process
+		// seeder (which follows the default policy) may take this
+		// handler's limits at once.
+		h.engine.MoveSockets(h.engine.Policy(), policy)
 	}
-	h.engine.SetAuthorizer(auth)
+	h.engine.add(h)
 	registerTrackerMetrics(ctx)
 	return nil
+}
+
+// checkLimits refuses negative limits where the JSON fields give no meaning
+// to them (the Caddyfile parser already does).
+func (h *TrackerHandler) checkLimits() error {
+	for _, l := range []struct {
+		name string
+		n    int64
+	}{
+		{"max_message_size", h.MaxMessageSize}, {"max_offers", int64(h.MaxOffers)},
+		{"max_numwant", int64(h.MaxNumwant)}, {"max_swarms_per_conn", int64(h.MaxSwarmsPerConn)},
+		{"message_burst", int64(h.MessageBurst)}, {"write_queue", int64(h.WriteQueue)},
+	} {
+		if l.n < 0 {
+			return fmt.Errorf("%s: %d is negative (0 means the default)", l.name, l.n)
+		}
+	}
+	return nil
+}
+
+// running reports whether the handler's config is still loaded.
+func (h *TrackerHandler) running() bool {
+	select {
+	case <-h.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // clientIP returns Caddy's idea of the client address, which honours the
@@ -178,20 +303,25 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// ServeHTTP upgrades to the tracker WebSocket.
+// ServeHTTP upgrades to the tracker WebSocket, which follows this
+// handler's limits and authorizer.
 func (h *TrackerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	h.engine.ServeHTTP(w, r)
+	h.engine.ServePolicy(w, r, h.policy)
 	return nil
 }
 
-// Cleanup releases this config's hold on the tracker; the last holder's
-// release closes it.
+// Cleanup hands this handler's sockets to its successor in the running
+// config, if there is one, and releases this config's hold on the
+// tracker; the last holder's release closes it.
 func (h *TrackerHandler) Cleanup() error {
 	if h.engine == nil {
 		return nil
 	}
-	_, err := trackers.Delete(h.Name)
-	return err
+	h.engine.handOver(h)
+	if _, err := trackers.Delete(h.Name); err != nil {
+		return fmt.Errorf("p2p_tracker %q: releasing the tracker: %w", h.Name, err)
+	}
+	return nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -201,12 +331,12 @@ func (h *TrackerHandler) Cleanup() error {
 //	    interval             <duration>
 //	    peer_timeout         <duration>
 //	    max_message_size     <size>
-//	    max_offers           <n>
-//	    max_numwant          <n>
-//	    max_swarms_per_conn  <n>
+//	    max_offers           <n>     # at least 1
+//	    max_numwant          <n>     # at least 1
+//	    max_swarms_per_conn  <n>     # at least 1
 //	    max_conns_per_ip     <n>     # 0 = unlimited
-//	    max_messages_per_second <rate> [<burst>]  # 0 = unlimited
-//	    write_queue          <n>
+//	    max_messages_per_second <rate> [<burst>]  # 0 = unlimited; burst at least 1
+//	    write_queue          <n>     # at least 1
 //	    write_timeout        <duration>
 //	    ping_interval        <duration>
 //	    read_timeout         <duration>
@@ -250,13 +380,15 @@ func (h *TrackerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxMessageSize = int64(n)
 		case "max_offers", "max_numwant", "max_swarms_per_conn", "max_conns_per_ip", "write_queue":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+			// Only max_conns_per_ip gives 0 a meaning (unlimited); for
+			// the others 0 would silently mean the default.
+			least := 1
+			if opt == "max_conns_per_ip" {
+				least = 0
 			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				return d.Errf("%s: invalid number %q", opt, s)
+			n, err := parseIntArg(d, least)
+			if err != nil {
+				return err
 			}
 			switch opt {
 			case "max_offers":
@@ -276,8 +408,8 @@ func (h *TrackerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			rate, err := strconv.ParseFloat(args[0], 64)
-			if err != nil || rate < 0 {
-				return d.Errf("max_messages_per_second: invalid rate %q", args[0])
+			if err != nil || rate < 0 || math.IsInf(rate, 0) || math.IsNaN(rate) {
+				return d.Errf("max_messages_per_second: rate %q is not a number of at least 0 (0 = unlimited)", args[0])
 			}
 			h.MessagesPerSecond = rate
 			if rate == 0 {
@@ -286,7 +418,7 @@ func (h *TrackerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 2 {
 				burst, err := strconv.Atoi(args[1])
 				if err != nil || burst < 1 {
-					return d.Errf("max_messages_per_second: invalid burst %q", args[1])
+					return d.Errf("max_messages_per_second: burst %q is not a whole number of at least 1", args[1])
 				}
 				h.MessageBurst = burst
 			}
