@@ -15,15 +15,40 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grafov/m3u8"
-	"github.com/zencoder/go-dash/v3/mpd"
-
 	"github.com/caddy-p2p/caddy-p2p/manifest"
 )
 
-// ManifestRewrite says how p2p_manifest rewrites the URIs in manifests:
-// segment, variant, rendition and init URIs in HLS, BaseURLs and segment
-// templates in DASH. The zero value rewrites nothing.
+// ManifestRewrite says how p2p_manifest rewrites the URIs in manifests. The
+// zero value rewrites nothing.
+//
+// A rewrite edits the manifest text in place: only URIs change, and every
+// other byte (tags and elements it does not know, comments, attribute
+// order, line endings, namespace declarations, formatting) is served as
+// upstream wrote it.
+//
+// In an HLS playlist it rewrites the URI lines (segments, variants) and
+// the URI attributes of EXT-X-MAP, EXT-X-MEDIA, EXT-X-I-FRAME-STREAM-INF,
+// EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT and
+// EXT-X-SESSION-DATA. Key URIs (EXT-X-KEY, EXT-X-SESSION-KEY) and the
+// SERVER-URI of EXT-X-CONTENT-STEERING name services, not media: a CDN
+// named by base_url does not serve keys (and must not cache them for
+// everyone), so these only lose the strip_query parameters and keep their
+// host and form. EXT-X-DATERANGE is left alone: the URIs of interstitials
+// belong to an ad server.
+//
+// In a DASH MPD it rewrites every BaseURL, SegmentTemplate @media and
+// @initialization (as text, so $...$ identifiers stay), SegmentURL @media
+// and @index, and Initialization and RepresentationIndex @sourceURL.
+// BaseURLs of the MPD element resolve against the manifest and get
+// uri_form. URIs below them resolve against the BaseURL above, which has
+// already moved: a relative one keeps its text minus the strip_query
+// parameters, and one with a scheme, a host or a path from the root is
+// moved to base_url in the form it was written in. When base_url or
+// uri_form absolute is set and the MPD has no BaseURL of its own, one
+// naming the manifest's directory is added after the MPD start tag.
+//
+// URIs with a scheme other than http and https (data:, skd:) are never
+// changed. A rewrite is served only if it passes sameShape.
 type ManifestRewrite struct {
 	// BaseURL moves every URI to another scheme and host, and under
 	// its path (a CDN, or back through this server): a URI resolving
@@ -63,7 +88,7 @@ func (rw *ManifestRewrite) provision() error {
 		return fmt.Errorf("p2p_manifest: uri_form %q: want absolute or relative", rw.URIForm)
 	}
 	if rw.PinVariants {
-		rw.pins = &variantPins{byManifest: map[string]map[string]m3u8.VariantParams{}}
+		rw.pins = &variantPins{byManifest: map[string]map[string]string{}}
 	}
 	rw.names = map[string]bool{}
 	for _, q := range rw.StripQuery {
@@ -81,49 +106,54 @@ func (rw *ManifestRewrite) provision() error {
 }
 
 func (rw *ManifestRewrite) active() bool {
-	return rw.base != nil || rw.URIForm != "" || len(rw.names) > 0 || len(rw.regexps) > 0 || rw.PinVariants
+	return rw.base != nil || rw.URIForm != "" || rw.stripping() || rw.PinVariants
 }
 
-// maxPinnedManifests bounds the playlists whose variants are pinned.
-const maxPinnedManifests = 4096
+// stripping reports whether strip_query names any parameter.
+func (rw *ManifestRewrite) stripping() bool {
+	return len(rw.names) > 0 || len(rw.regexps) > 0
+}
+
+// Bounds on what pin_variants remembers: playlists, variants per
+// playlist, and the length of one attribute list (a longer one is served
+// but not pinned).
+const (
+	maxPinnedManifests = 4096
+	maxPinnedVariants  = 256
+	maxPinnedAttrs     = 4096
+)
 
 // variantPins remembers, per multivariant playlist URL (without query),
-// the attributes each variant URI had when first seen.
+// the EXT-X-STREAM-INF attribute list each variant URI (without query)
+// had when first seen.
 type variantPins struct {
 	mu         sync.Mutex
-	byManifest map[string]map[string]m3u8.VariantParams
+	byManifest map[string]map[string]string
 }
 
-// apply pins the variants of m, served at manifestURL.
-func (vp *variantPins) apply(manifestURL string, m *m3u8.MasterPlaylist) {
+// pin returns the attribute list to serve for the variant at variantURI
+// in the playlist at manifestURL: the first one seen, which attrs becomes
+// if the variant is new.
+func (vp *variantPins) pin(manifestURL, variantURI, attrs string) string {
 	key, _, _ := strings.Cut(manifestURL, "?")
+	uri, _, _ := strings.Cut(variantURI, "?")
 	vp.mu.Lock()
 	defer vp.mu.Unlock()
 	pinned := vp.byManifest[key]
 	if pinned == nil {
 		if len(vp.byManifest) >= maxPinnedManifests {
-			return
+			return attrs
 		}
-		pinned = map[string]m3u8.VariantParams{}
+		pinned = map[string]string{}
 		vp.byManifest[key] = pinned
 	}
-	for _, v := range m.Variants {
-		if v == nil {
-			continue
-		}
-		uri, _, _ := strings.Cut(v.URI, "?")
-		if first, ok := pinned[uri]; ok {
-			alts := v.Alternatives
-			v.VariantParams = first
-			v.Alternatives = alts
-			continue
-		}
-		if len(pinned) < 256 {
-			first := v.VariantParams
-			first.Alternatives = nil
-			pinned[uri] = first
-		}
+	if first, ok := pinned[uri]; ok {
+		return first
 	}
+	if len(pinned) < maxPinnedVariants && len(attrs) <= maxPinnedAttrs {
+		pinned[uri] = attrs
+	}
+	return attrs
 }
 
 // dropParam reports whether strip_query removes the query parameter name.
@@ -139,45 +169,117 @@ func (rw *ManifestRewrite) dropParam(name string) bool {
 	return false
 }
 
-// uri rewrites one URI reference found in the manifest at manifestURL.
+// stripRawQuery removes the strip_query parameters from a raw query. The
+// parameters it keeps stay in their order and encoding, so a query with
+// nothing to remove comes back unchanged.
+func (rw *ManifestRewrite) stripRawQuery(query string) string {
+	if query == "" || !rw.stripping() {
+		return query
+	}
+	params := strings.Split(query, "&")
+	kept := params[:0]
+	for _, kv := range params {
+		k, _, _ := strings.Cut(kv, "=")
+		if name, err := url.QueryUnescape(k); err == nil && rw.dropParam(name) {
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return strings.Join(kept, "&")
+}
+
+// stripQuery removes the strip_query parameters from the URI reference
+// ref, keeping the rest as written; a query left empty goes with its '?'.
+// It works on the text, so that it can edit DASH segment templates, which
+// are not URIs until their identifiers are filled in.
+func (rw *ManifestRewrite) stripQuery(ref string) string {
+	q := strings.IndexByte(ref, '?')
+	if q < 0 || !rw.stripping() {
+		return ref
+	}
+	if h := strings.IndexByte(ref, '#'); h >= 0 && h < q {
+		return ref // the '?' is in the fragment
+	}
+	query, fragment := ref[q+1:], ""
+	if h := strings.IndexByte(query, '#'); h >= 0 {
+		query, fragment = query[:h], query[h:]
+	}
+	kept := rw.stripRawQuery(query)
+	if kept == "" {
+		return ref[:q] + fragment
+	}
+	return ref[:q+1] + kept + fragment
+}
+
+// isHTTP reports whether u is an absolute http or https URL, the only
+// kind the rewrite moves.
+func isHTTP(u *url.URL) bool {
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" && u.Host != ""
+}
+
+// target is where the rewrite sends the absolute http(s) URL u: to the
+// same URL without the strip_query parameters, under base_url if one is
+// set.
+func (rw *ManifestRewrite) target(u *url.URL) *url.URL {
+	t := *u
+	if t.RawQuery != "" {
+		t.RawQuery = rw.stripRawQuery(t.RawQuery)
+	}
+	if rw.base != nil {
+		// Joined escaped, so that escapes such as %2F survive.
+		p := strings.TrimSuffix(rw.base.EscapedPath(), "/") + u.EscapedPath()
+		t.Scheme, t.User, t.Host = rw.base.Scheme, rw.base.User, rw.base.Host
+		t.Path, t.RawPath = p, p
+		if unescaped, err := url.PathUnescape(p); err == nil {
+			t.Path = unescaped
+		}
+	}
+	return &t
+}
+
+// moved is target for an absolute URL written as a string; other URLs
+// come back unchanged.
+func (rw *ManifestRewrite) moved(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || !isHTTP(u) {
+		return s
+	}
+	return rw.target(u).String()
+}
+
+// uri rewrites a URI reference found in the manifest at manifestURL so
+// that it names target's URL, in the form uri_form asks for.
 func (rw *ManifestRewrite) uri(ref string, manifestURL *url.URL) (string, error) {
 	if ref == "" {
 		return ref, nil
 	}
 	r, err := url.Parse(ref)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("parsing URI %q: %w", ref, err)
 	}
 	abs := manifestURL.ResolveReference(r)
-	if abs.RawQuery != "" && (len(rw.names) > 0 || len(rw.regexps) > 0) {
-		q := abs.Query()
-		for k := range q {
-			if rw.dropParam(k) {
-				q.Del(k)
-			}
-		}
-		abs.RawQuery = q.Encode()
+	if !isHTTP(abs) {
+		return ref, nil
 	}
-	if rw.base != nil {
-		abs.Scheme, abs.Host = rw.base.Scheme, rw.base.Host
-		if p := strings.TrimSuffix(rw.base.Path, "/"); p != "" {
-			abs.Path = p + abs.Path
-			abs.RawPath = ""
-		}
+	if rw.base == nil && rw.URIForm == "" {
+		// Nothing moves: the reference keeps its text but for the
+		// parameters removed.
+		return rw.stripQuery(ref), nil
 	}
-	sameHost := abs.Scheme == manifestURL.Scheme && abs.Host == manifestURL.Host
+	t := rw.target(abs)
+	sameHost := t.Scheme == manifestURL.Scheme && t.Host == manifestURL.Host
 	relative := rw.URIForm == "relative" || (rw.URIForm == "" && !r.IsAbs() && r.Host == "")
 	if relative && sameHost {
-		return relativeRef(manifestURL, abs), nil
+		return relativeRef(manifestURL, t), nil
 	}
-	return abs.String(), nil
+	return t.String(), nil
 }
 
 // relativeRef writes target relative to the directory of base (same
 // scheme and host).
 func relativeRef(base, target *url.URL) string {
-	from := strings.Split(path.Dir(base.Path), "/")
-	to := strings.Split(target.Path, "/")
+	from := strings.Split(path.Dir(base.EscapedPath()), "/")
+	to := strings.Split(target.EscapedPath(), "/")
 	i := 0
 	for i < len(from) && i < len(to)-1 && from[i] == to[i] {
 		i++
@@ -192,10 +294,44 @@ func relativeRef(base, target *url.URL) string {
 		parts = to[1:]
 	}
 	ref := strings.Join(parts, "/")
-	if target.RawQuery != "" {
+	// An empty path would name the base itself, and a colon in the
+	// first segment would read as a scheme.
+	if first, _, _ := strings.Cut(ref, "/"); ref == "" || strings.Contains(first, ":") {
+		ref = "./" + ref
+	}
+	if target.RawQuery != "" || target.ForceQuery {
 		ref += "?" + target.RawQuery
 	}
+	if target.Fragment != "" {
+		ref += "#" + target.EscapedFragment()
+	}
 	return ref
+}
+
+// edit replaces body[start:end] with text; start == end inserts it.
+type edit struct {
+	start, end int
+	text       string
+}
+
+// splice applies edits, in order and not overlapping, to body. Every byte
+// outside them is copied as it is. Without edits it returns body itself.
+func splice(body []byte, edits []edit) []byte {
+	if len(edits) == 0 {
+		return body
+	}
+	n := len(body)
+	for _, e := range edits {
+		n += len(e.text) - (e.end - e.start)
+	}
+	out := make([]byte, 0, n)
+	pos := 0
+	for _, e := range edits {
+		out = append(out, body[pos:e.start]...)
+		out = append(out, e.text...)
+		pos = e.end
+	}
+	return append(out, body[pos:]...)
 }
 
 // rewriteResult is a processed manifest, cached per source version.
@@ -237,9 +373,9 @@ func (h *ManifestHandler) process(kind manifestKind, playerURL string, body []by
 		return res
 	}
 	out, err := h.Rewrite.apply(kind, body, mu)
-	if err == nil {
-		// Pinning exists to keep the swarms of an earlier version.
-		err = sameShape(kind, playerURL, body, out, h.Rewrite.PinVariants)
+	// A manifest the rewrite leaves as it is has nothing to check.
+	if err == nil && !bytes.Equal(out, body) {
+		err = h.Rewrite.sameShape(kind, playerURL, body, out)
 	}
 	if err != nil {
 		res.warning = "manifest passed through unchanged: " + err.Error()
@@ -249,12 +385,12 @@ func (h *ManifestHandler) process(kind manifestKind, playerURL string, body []by
 	return res
 }
 
-// apply runs the rewrite. The parsers are third-party code fed with
-// upstream bytes: a panic in them becomes a pass-through, not a crash.
+// apply runs the rewrite. The DASH side decodes upstream bytes with
+// encoding/xml: a panic there becomes a pass-through, not a crash.
 func (rw *ManifestRewrite) apply(kind manifestKind, body []byte, mu *url.URL) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			out, err = nil, fmt.Errorf("the parser panicked: %v", p)
+			out, err = nil, fmt.Errorf("the rewrite panicked: %v", p)
 		}
 	}()
 	if kind == kindHLS {
@@ -281,161 +417,21 @@ func hlsTargetDuration(body []byte) time.Duration {
 	return time.Duration(n * float64(time.Second))
 }
 
-// hls rewrites a playlist through grafov/m3u8.
-func (rw *ManifestRewrite) hls(body []byte, mu *url.URL) ([]byte, error) {
-	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(body), true)
-	if err != nil {
-		return nil, fmt.Errorf("grafov/m3u8 cannot decode it: %w", err)
-	}
-	fix := func(p *string) error {
-		v, err := rw.uri(*p, mu)
-		if err == nil {
-			*p = v
-		}
-		return err
-	}
-	switch typ {
-	case m3u8.MASTER:
-		m := pl.(*m3u8.MasterPlaylist)
-		if rw.pins != nil {
-			rw.pins.apply(mu.String(), m)
-		}
-		seen := map[*m3u8.Alternative]bool{}
-		for _, v := range m.Variants {
-			if v == nil {
-				continue
-			}
-			if err := fix(&v.URI); err != nil {
-				return nil, err
-			}
-			for _, a := range v.Alternatives {
-				if a == nil || seen[a] {
-					continue
-				}
-				seen[a] = true
-				if err := fix(&a.URI); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return m.Encode().Bytes(), nil
-	case m3u8.MEDIA:
-		m := pl.(*m3u8.MediaPlaylist)
-		if m.Map != nil {
-			if err := fix(&m.Map.URI); err != nil {
-				return nil, err
-			}
-		}
-		// grafov decodes a live playlist with a window of 8 and would
-		// encode only that many segments.
-		_ = m.SetWinSize(0)
-		for _, s := range m.Segments {
-			if s == nil {
-				continue
-			}
-			if err := fix(&s.URI); err != nil {
-				return nil, err
-			}
-			if s.Map != nil {
-				if err := fix(&s.Map.URI); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return m.Encode().Bytes(), nil
-	}
-	return nil, fmt.Errorf("unknown playlist type")
-}
-
-// dash rewrites an MPD through go-dash: the BaseURLs (an MPD-level one is
-// added when the URIs move to another host) and the segment templates.
-func (rw *ManifestRewrite) dash(body []byte, mu *url.URL) ([]byte, error) {
-	m, err := mpd.ReadFromString(string(body))
-	if err != nil {
-		return nil, fmt.Errorf("go-dash cannot read it: %w", err)
-	}
-	fixList := func(l []string) error {
-		for i := range l {
-			v, err := rw.uri(strings.TrimSpace(l[i]), mu)
-			if err != nil {
-				return err
-			}
-			l[i] = v
-		}
-		return nil
-	}
-	if len(m.BaseURL) == 0 && (rw.base != nil || rw.URIForm == "absolute") {
-		m.BaseURL = []string{"./"}
-	}
-	if err := fixList(m.BaseURL); err != nil {
-		return nil, err
-	}
-	// In templates only the query is touched: $...$ placeholders stay.
-	strip := func(p *string) {
-		if p == nil {
-			return
-		}
-		tmpl, q, ok := strings.Cut(*p, "?")
-		if !ok {
-			return
-		}
-		var keep []string
-		for _, kv := range strings.Split(q, "&") {
-			k, _, _ := strings.Cut(kv, "=")
-			if name, err := url.QueryUnescape(k); err == nil && rw.dropParam(name) {
-				continue
-			}
-			keep = append(keep, kv)
-		}
-		*p = tmpl
-		if len(keep) > 0 {
-			*p += "?" + strings.Join(keep, "&")
-		}
-	}
-	for _, p := range m.Periods {
-		if p == nil {
-			continue
-		}
-		for i, b := range p.BaseURL {
-			if r, err := url.Parse(b); err == nil && r.IsAbs() {
-				if v, err := rw.uri(b, mu); err == nil {
-					p.BaseURL[i] = v
-				}
-			}
-		}
-		for _, as := range p.AdaptationSets {
-			if as == nil {
-				continue
-			}
-			if t := as.SegmentTemplate; t != nil {
-				strip(t.Media)
-				strip(t.Initialization)
-			}
-			for _, r := range as.Representations {
-				if r == nil || r.SegmentTemplate == nil {
-					continue
-				}
-				strip(r.SegmentTemplate.Media)
-				strip(r.SegmentTemplate.Initialization)
-			}
-		}
-	}
-	s, err := m.WriteToString()
-	if err != nil {
-		return nil, fmt.Errorf("go-dash cannot write it: %w", err)
-	}
-	return []byte(s), nil
-}
-
-// sameShape checks a rewrite against the original: both parse with the
-// manifest package into the same streams and segment counts, so a lossy
-// round trip through grafov or go-dash never reaches a player.
-func sameShape(kind manifestKind, u string, before, after []byte, swarmsMayMove bool) error {
+// sameShape checks a rewrite against the original before it is served.
+// Outside the URIs (and, with pin_variants, the variant attributes) the
+// rewrite must be the original byte for byte, and the manifest package
+// must read the same presentation from both: the same streams, swarms
+// (unless pinning), init segments and segments, with the same byte
+// ranges, times and ids, and every playlist, init and segment URL where
+// target sends the original's.
+func (rw *ManifestRewrite) sameShape(kind manifestKind, u string, before, after []byte) error {
+	// One clock for both: a dynamic MPD's segment window depends on it.
+	opts := &manifest.Options{Now: time.Now()}
 	parse := func(b []byte) (*manifest.Presentation, error) {
 		if kind == kindDASH {
-			return manifest.ParseDASH(u, b, nil)
+			return manifest.ParseDASH(u, b, opts)
 		}
-		return manifest.ParseHLS(u, b, nil)
+		return manifest.ParseHLS(u, b, opts)
 	}
 	p1, err := parse(before)
 	if err != nil {
@@ -446,21 +442,113 @@ func sameShape(kind manifestKind, u string, before, after []byte, swarmsMayMove 
 	if err != nil {
 		return fmt.Errorf("the rewrite does not parse: %w", err)
 	}
+	if err := rw.sameSkeleton(kind, before, after); err != nil {
+		return err
+	}
 	if len(p1.Streams) != len(p2.Streams) {
 		return fmt.Errorf("the rewrite has %d streams, the original %d", len(p2.Streams), len(p1.Streams))
 	}
+	if p1.Dynamic != p2.Dynamic {
+		return fmt.Errorf("the rewrite changes the MPD type")
+	}
 	for i := range p1.Streams {
 		a, b := p1.Streams[i], p2.Streams[i]
-		if len(a.Segments) != len(b.Segments) {
-			return fmt.Errorf("stream %d: the rewrite has %d segments, the original %d", i, len(b.Segments), len(a.Segments))
+		// A media playlist's one stream is the playlist itself, whose
+		// URL is the request's; other stream URLs are rewritten URIs.
+		want := a.URL
+		if a.URL != p1.URL {
+			want = rw.moved(a.URL)
 		}
-		for c := range a.Swarms {
-			if !swarmsMayMove && a.Swarms[c].InfoHash != b.Swarms[c].InfoHash {
-				return fmt.Errorf("stream %d: the rewrite moves it to another swarm", i)
-			}
+		if b.URL != want {
+			return fmt.Errorf("stream %d: the rewrite has playlist %s, want %s", i, b.URL, want)
+		}
+		if err := rw.sameStream(a, b); err != nil {
+			return fmt.Errorf("stream %d: %w", i, err)
 		}
 	}
 	return nil
+}
+
+// sameSkeleton checks that before and after differ only where the rewrite
+// may change them.
+func (rw *ManifestRewrite) sameSkeleton(kind manifestKind, before, after []byte) error {
+	skeleton := mpdSkeleton
+	if kind == kindHLS {
+		skeleton = func(b []byte) ([]byte, error) { return hlsSkeleton(b, rw.PinVariants) }
+	}
+	s1, err := skeleton(before)
+	if err != nil {
+		return fmt.Errorf("the original does not parse: %w", err)
+	}
+	s2, err := skeleton(after)
+	if err != nil {
+		return fmt.Errorf("the rewrite does not parse: %w", err)
+	}
+	if !bytes.Equal(s1, s2) {
+		return fmt.Errorf("the rewrite changes more than URIs")
+	}
+	return nil
+}
+
+// sameStream compares a stream of the original with the rewrite's.
+func (rw *ManifestRewrite) sameStream(a, b *manifest.Stream) error {
+	// Pinning exists to keep the swarms of an earlier version.
+	if !rw.PinVariants {
+		for c := range a.Swarms {
+			if a.Swarms[c].InfoHash != b.Swarms[c].InfoHash {
+				return fmt.Errorf("the rewrite moves it to another swarm")
+			}
+		}
+	}
+	if a.Live != b.Live || a.Loaded != b.Loaded || a.MediaSequence != b.MediaSequence {
+		return fmt.Errorf("the rewrite changes whether it is live, loaded or its media sequence")
+	}
+	if err := rw.sameInit("init segment", a.Init, b.Init); err != nil {
+		return err
+	}
+	if err := rw.sameInit("segment index", a.Index, b.Index); err != nil {
+		return err
+	}
+	if len(a.Segments) != len(b.Segments) {
+		return fmt.Errorf("the rewrite has %d segments, the original %d", len(b.Segments), len(a.Segments))
+	}
+	for j, s := range a.Segments {
+		t := b.Segments[j]
+		if want := rw.moved(s.URL); t.URL != want {
+			return fmt.Errorf("segment %d: the rewrite has %s, want %s", j, t.URL, want)
+		}
+		if !sameRange(s.ByteRange, t.ByteRange) || s.Duration != t.Duration || s.Start != t.Start ||
+			s.Sequence != t.Sequence || s.ExternalID != t.ExternalID {
+			return fmt.Errorf("segment %d: the rewrite changes its byte range, time or ids", j)
+		}
+	}
+	return nil
+}
+
+// sameInit compares an init segment or segment index of the original
+// with the rewrite's.
+func (rw *ManifestRewrite) sameInit(what string, a, b *manifest.InitSegment) error {
+	switch {
+	case a == nil && b == nil:
+		return nil
+	case a == nil || b == nil:
+		return fmt.Errorf("the rewrite adds or drops the %s", what)
+	}
+	if want := rw.moved(a.URL); b.URL != want {
+		return fmt.Errorf("%s: the rewrite has %s, want %s", what, b.URL, want)
+	}
+	if !sameRange(a.ByteRange, b.ByteRange) {
+		return fmt.Errorf("%s: the rewrite changes its byte range", what)
+	}
+	return nil
+}
+
+// sameRange reports whether two optional byte ranges are equal.
+func sameRange(a, b *manifest.ByteRange) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // rewriteKey identifies a source version: the URL plus the upstream's

@@ -76,7 +76,7 @@ func TestPinVariantsKeepsSwarms(t *testing.T) {
 	}
 }
 
-// TestBrokenManifestsPassThrough: what grafov or the manifest parser
+// TestBrokenManifestsPassThrough: what the rewrite or the manifest parser
 // cannot read is served unchanged.
 func TestBrokenManifestsPassThrough(t *testing.T) {
 	h := &ManifestHandler{Rewrite: ManifestRewrite{StripQuery: []string{"token"}}}
@@ -106,6 +106,7 @@ func FuzzManifestProcess(f *testing.F) {
 		"#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-MAP:URI=\"init.mp4?token=3\"\n#EXTINF:4,\nseg7.m4s?token=4\n#EXT-X-BYTERANGE:100@0\n#EXTINF:4,\nseg8.m4s\n",
 		`<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT4S"><Period><AdaptationSet mimeType="video/mp4"><Representation id="v" bandwidth="1" codecs="avc1.64001e"><SegmentTemplate duration="2" media="s$Number$.m4s?token=1" initialization="i.mp4" startNumber="1"/></Representation></AdaptationSet></Period></MPD>`,
 		"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=\n\n",
+		byteRangePlaylist, featurePlaylist, channelsMaster, baseURLMPD, segmentListMPD,
 	} {
 		f.Add([]byte(s))
 	}
@@ -113,18 +114,23 @@ func FuzzManifestProcess(f *testing.F) {
 	if err := h.Rewrite.provision(); err != nil {
 		f.Fatal(err)
 	}
+	mu, _ := url.Parse("https://origin.example/x/m.m3u8")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, k := range []manifestKind{kindHLS, kindDASH} {
-			r := h.process(k, "https://origin.example/x/m.m3u8", body)
+			r := h.process(k, mu.String(), body)
 			if !r.changed && string(r.body) != string(body) {
 				t.Fatalf("unchanged result differs from the input")
 			}
 		}
+		// Outside apply's recover, so that a panic is found, not
+		// passed through.
+		_, _ = h.Rewrite.hls(body, mu)
+		_, _ = h.Rewrite.dash(body, mu)
 	})
 }
 
 // TestRewriteLongLivePlaylist: every segment of a live window longer than
-// grafov's default of 8 is rewritten (found by manifestbench).
+// 8 is rewritten (grafov's default window; found by manifestbench).
 func TestRewriteLongLivePlaylist(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:100\n")

@@ -21,7 +21,7 @@
 //     file's ETag, applies the live max-age logic and writes the body;
 //   - C: p2p_manifest { strip_query token; base_url https://cdn.example }
 //     in front of file_server: the rewrite path. The first request for a
-//     version rewrites it through grafov/m3u8 and checks it by re-parsing;
+//     version rewrites it (line by line) and checks it by re-parsing;
 //     later requests are served from the handler's cache, still paying
 //     for file_server reading the file into the handler's buffer.
 //
