@@ -349,3 +349,37 @@ func TestManifestHandlerDropsIdleStreams(t *testing.T) {
 		return !strings.Contains(getAdmin(t, "/p2p/seeder"), seen)
 	})
 }
+
+// TestManifestHandlerIgnoresUnconfiguredHosts: on a server with a site
+// address and a catch-all site, a manifest requested under a Host no site
+// names is served but not registered: the seeder would fetch from, and
+// join swarms for, whatever host a client made up.
+func TestManifestHandlerIgnoresUnconfiguredHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy")
+	}
+	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	globals := fmt.Sprintf("\tp2p {\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
+	block := fmt.Sprintf("{\n\thandle_path /media/* {\n\t\troot * %s\n\t\tp2p_manifest\n\t\tfile_server\n\t}\n}\n", media)
+	loadCaddyfileGlobals(t, globals, fmt.Sprintf("http://video.localhost:%d %s:%d %s", httpPort, block, httpPort, block))
+	defer caddy.Stop()
+	for _, host := range []string{"evil.example", fmt.Sprintf("video.localhost:%d", httpPort)} {
+		req, err := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/media/demo/master.m3u8", httpPort), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("Host %s: status %d", host, resp.StatusCode)
+		}
+	}
+	st := getAdmin(t, "/p2p/seeder")
+	if strings.Contains(st, "evil.example") || !strings.Contains(st, fmt.Sprintf(`"url":"http://video.localhost:%d/media/demo/master.m3u8"`, httpPort)) {
+		t.Fatalf("seeder streams:\n%s", st)
+	}
+}
