@@ -111,8 +111,11 @@ type App struct {
 	source  SegmentSource
 	clients []manifest.Client
 
+	gens *generations // shared with the apps of other configs
+
 	mu        sync.Mutex
 	seeder    *seeder.Seeder
+	seeded    map[string]bool  // the runtime streams the seeder has
 	trackers  []*streamTracker // of the p2p_manifest handlers
 	janitor   chan struct{}    // closed by Stop
 	janitorWG sync.WaitGroup
@@ -133,6 +136,11 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.log = ctx.Logger()
+	gens, err := sharedGenerations()
+	if err != nil {
+		return fmt.Errorf("p2p app: %w", err)
+	}
+	a.gens = gens
 	a.offload = newOffload()
 	a.uploads = newUploadTotals()
 	if a.SourceRaw != nil {
@@ -313,12 +321,15 @@ func (a *App) Start() error {
 	}
 	a.mu.Lock()
 	a.seeder = s
+	a.seeded = map[string]bool{}
 	a.startedAt = time.Now()
 	a.janitor = make(chan struct{})
 	a.mu.Unlock()
+	// The streams an older config's app added at run time.
+	a.syncRuntimeStreams()
 	a.janitorWG.Add(1)
 	go a.sweepStreams(a.janitor)
-	appStarted(a)
+	a.gens.appStarted(a)
 	a.log.Info("seeder started", zap.String("peer_id", s.PeerID()), zap.Strings("trackers", a.Trackers), zap.Int("streams", len(a.Streams)))
 	return nil
 }
@@ -349,7 +360,7 @@ func localTrackerDialer(name string) seeder.TrackerDialer {
 // Stop closes every peer connection and tracker connection of the seeder.
 // The UDP socket stays open while a newer config still uses it.
 func (a *App) Stop() error {
-	appStopped(a)
+	a.gens.appStopped(a)
 	a.mu.Lock()
 	s := a.seeder
 	a.seeder = nil
@@ -378,10 +389,26 @@ func (a *App) releaseSockets() {
 	}
 }
 
-// streamTracker returns a tracker of discovered streams for a p2p_manifest
-// handler; the app drops their idle streams.
+// Cleanup gives back the app's reference to what the apps of successive
+// configs share, and cleans up the default segment source (Caddy cleans
+// up the modules it loaded).
+func (a *App) Cleanup() error {
+	if c, ok := a.source.(caddy.CleanerUpper); ok && a.SourceRaw == nil {
+		_ = c.Cleanup()
+	}
+	if a.gens == nil {
+		return nil
+	}
+	if _, err := appGenerations.Delete(appGenerationsKey); err != nil {
+		return fmt.Errorf("p2p app: %w", err)
+	}
+	return nil
+}
+
+// streamTracker returns a p2p_manifest handler's view of the runtime
+// streams, whose discovered streams it drops after idle unrequested.
 func (a *App) streamTracker(idle time.Duration) *streamTracker {
-	t := &streamTracker{app: a, idle: idle, lastSeen: map[string]time.Time{}}
+	t := &streamTracker{app: a, idle: idle, rs: a.gens.streams}
 	a.mu.Lock()
 	a.trackers = append(a.trackers, t)
 	a.mu.Unlock()
@@ -407,15 +434,11 @@ func (a *App) sweepStreams(done chan struct{}) {
 		case <-done:
 			return
 		case now := <-tick.C:
-			a.mu.Lock()
-			trackers := append([]*streamTracker(nil), a.trackers...)
-			a.mu.Unlock()
 			// The upload counts of the streams the sweep drops are
 			// kept for the metrics.
 			a.observeUploads()
-			for _, t := range trackers {
-				t.sweep(now)
-			}
+			a.gens.streams.sweep(now)
+			a.syncRuntimeStreams()
 			if s := a.Seeder(); s != nil {
 				keep := map[string]bool{}
 				for _, u := range s.Streams() {
@@ -448,23 +471,88 @@ func (a *App) Seeder() *seeder.Seeder {
 // AddStream starts seeding a manifest, by the URL players load it from.
 // The manifest handler calls it for every manifest it serves. It reports
 // whether the stream is new.
+//
+// A stream added here outlives reloads (the next config's app seeds it
+// too) until RemoveStream.
 func (a *App) AddStream(sc seeder.StreamConfig) (bool, error) {
 	s := a.Seeder()
 	if s == nil {
 		return false, fmt.Errorf("p2p app not running")
 	}
-	return s.AddStream(sc)
+	added, err := s.AddStream(sc)
+	if added {
+		a.gens.streams.addManual(sc)
+		a.markSeeded(s, sc.URL)
+	}
+	return added, err
 }
 
-// RemoveStream stops seeding a manifest.
+// RemoveStream stops seeding a manifest, and forgets it if it was added at
+// run time, so that p2p_manifest may discover it again.
 func (a *App) RemoveStream(url string) bool {
+	a.gens.streams.forget(url)
 	s := a.Seeder()
 	if s == nil {
 		return false
 	}
+	a.mu.Lock()
+	delete(a.seeded, url)
+	a.mu.Unlock()
 	// Keep the stream's upload counts for the metrics.
 	a.observeUploads()
 	return s.RemoveStream(url)
+}
+
+// markSeeded records that the seeder s, if it is still the app's, has the
+// runtime stream at url.
+func (a *App) markSeeded(s *seeder.Seeder, url string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seeder == s {
+		a.seeded[url] = true
+	}
+}
+
+// syncRuntimeStreams makes the seeder seed exactly the runtime streams
+// (besides the configured ones): those another config's app or handler
+// added are added, those dropped or deleted are removed.
+func (a *App) syncRuntimeStreams() {
+	s := a.Seeder()
+	if s == nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, sc := range a.gens.streams.configs() {
+		want[sc.URL] = true
+		a.mu.Lock()
+		have := a.seeded[sc.URL]
+		a.mu.Unlock()
+		if have || s.HasStream(sc.URL) {
+			// Ours, or configured in this app.
+			continue
+		}
+		if added, err := s.AddStream(sc); err != nil {
+			a.log.Warn("adding a stream added at run time", zap.String("url", sc.URL), zap.Error(err))
+		} else if added {
+			a.markSeeded(s, sc.URL)
+		}
+	}
+	var drop []string
+	a.mu.Lock()
+	for u := range a.seeded {
+		if !want[u] {
+			drop = append(drop, u)
+			delete(a.seeded, u)
+		}
+	}
+	a.mu.Unlock()
+	if len(drop) == 0 {
+		return
+	}
+	a.observeUploads()
+	for _, u := range drop {
+		s.RemoveStream(u)
+	}
 }
 
 // observeUploads takes the seeder's per-swarm upload counts into the

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -38,35 +35,6 @@ func (*KnownStreamsAuthorizer) CaddyModule() caddy.ModuleInfo {
 		ID:  "p2p.tracker.authorizers.known_streams",
 		New: func() caddy.Module { return new(KnownStreamsAuthorizer) },
 	}
-}
-
-// startedApps lists the p2p apps that started and have not stopped, oldest
-// first: a reload starts the new config's app before it stops the old
-// one, and a reload that fails stops its new app again.
-var startedApps struct {
-	sync.Mutex
-	list   []*App
-	newest atomic.Pointer[App]
-}
-
-// appStarted records that a started.
-func appStarted(a *App) {
-	startedApps.Lock()
-	defer startedApps.Unlock()
-	startedApps.list = append(startedApps.list, a)
-	startedApps.newest.Store(a)
-}
-
-// appStopped records that a stopped.
-func appStopped(a *App) {
-	startedApps.Lock()
-	defer startedApps.Unlock()
-	startedApps.list = slices.DeleteFunc(startedApps.list, func(o *App) bool { return o == a })
-	var newest *App
-	if n := len(startedApps.list); n > 0 {
-		newest = startedApps.list[n-1]
-	}
-	startedApps.newest.Store(newest)
 }
 
 // Provision finds the p2p app of this config.
@@ -107,7 +75,7 @@ func (k *KnownStreamsAuthorizer) seeder() *seeder.Seeder {
 	if s := k.app.Seeder(); s != nil {
 		return s
 	}
-	if a := startedApps.newest.Load(); a != nil {
+	if a := k.app.gens.newest.Load(); a != nil {
 		return a.Seeder()
 	}
 	return nil

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -43,9 +41,10 @@ const (
 	DefaultSeederWait        = 2 * time.Second
 	manifestCacheEntries     = 256
 	etagSuffix               = "-p2p"
-	// maxDiscoveredStreams caps the streams one handler registers with
-	// the seeder. Their URLs come from requests, and each costs the
-	// seeder a goroutine, its swarms and, when live, playlist reloads.
+	// maxDiscoveredStreams caps the streams p2p_manifest handlers
+	// register with the seeder, all handlers together. Their URLs come
+	// from requests, and each costs the seeder a goroutine, its swarms
+	// and, when live, playlist reloads.
 	maxDiscoveredStreams = 256
 	// maxPlaylistsPerStream caps the media playlists remembered per
 	// discovered stream, whose requests keep it alive.
@@ -598,6 +597,11 @@ func (h *ManifestHandler) discover(r *http.Request, streamURL, version string, b
 		// Nothing is recorded: the next request tries again.
 		return
 	}
+	if known && !s.HasStream(streamURL) {
+		// Discovered through an older config's handler while this
+		// config was starting.
+		h.app.syncRuntimeStreams()
+	}
 	if t.isRejected(streamURL, version) {
 		return
 	}
@@ -922,209 +926,6 @@ func (m *manifestWriter) flushBuffered(r *http.Request) error {
 	}
 	_, err := m.ResponseWriter.Write(m.buf.Bytes())
 	return err
-}
-
-// streamTracker registers the streams a p2p_manifest handler discovers
-// with the seeder, keeps them while players request their manifest,
-// media playlists or segments, and drops those nobody requested for the
-// idle timeout. It holds only the streams it added: those configured in
-// the app, or added by another handler, are never its to drop.
-type streamTracker struct {
-	app  *App
-	idle time.Duration
-
-	mu sync.Mutex
-	// lastSeen holds the streams this tracker added, by URL (see
-	// streamKey), with the time of the last request for one of them.
-	lastSeen map[string]time.Time
-	// mapped holds, per stream of lastSeen, the manifest version whose
-	// media playlists are in playlists.
-	mapped map[string]mappedManifest
-	// playlists maps the media playlist URLs of the streams (see
-	// streamKey) to their stream's URL: players load the multivariant
-	// playlist once and then only poll these.
-	playlists map[string]string
-	// rejected remembers manifest versions (stream URL and version)
-	// that are not presentations, so they are not parsed per request.
-	rejected map[string]struct{}
-	// full is set while the cap refuses streams, so that the refusal is
-	// logged once.
-	full bool
-}
-
-// mappedManifest is the version of a stream's manifest and the media
-// playlists it lists.
-type mappedManifest struct {
-	version   string
-	playlists []string
-}
-
-// refresh records a request for a tracked stream's manifest, one of its
-// media playlists or, given its URL, one of its segments. It reports
-// whether url belongs to a tracked stream.
-func (t *streamTracker) refresh(url string, now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.lastSeen[url]; ok {
-		t.lastSeen[url] = now
-		return true
-	}
-	if stream, ok := t.playlists[url]; ok {
-		if _, tracked := t.lastSeen[stream]; tracked {
-			t.lastSeen[stream] = now
-			return true
-		}
-	}
-	return false
-}
-
-// refreshManifest records a request for the manifest of a stream: known
-// reports that the tracker holds it, current that its playlists were
-// mapped from this version.
-func (t *streamTracker) refreshManifest(url, version string, now time.Time) (known, current bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.lastSeen[url]; !ok {
-		return false, false
-	}
-	t.lastSeen[url] = now
-	return true, t.mapped[url].version == version
-}
-
-// hasRoom reports whether another stream may be added, and logs the first
-// refusal once the cap is reached.
-func (t *streamTracker) hasRoom(url string, log *zap.Logger) bool {
-	t.mu.Lock()
-	room := len(t.lastSeen) < maxDiscoveredStreams
-	warn := !room && !t.full
-	if !room {
-		t.full = true
-	}
-	t.mu.Unlock()
-	if warn {
-		log.Warn("p2p_manifest: discovered-stream cap reached; new streams are not seeded until idle ones are dropped",
-			zap.Int("cap", maxDiscoveredStreams), zap.String("refused", url))
-	}
-	return room
-}
-
-// isRejected reports whether this version of the manifest at url did not
-// parse as a presentation.
-func (t *streamTracker) isRejected(url, version string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	_, ok := t.rejected[url+"\x00"+version]
-	return ok
-}
-
-// reject remembers that this version of the manifest at url is not a
-// presentation.
-func (t *streamTracker) reject(url, version string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.rejected == nil || len(t.rejected) >= maxRejectedManifests {
-		// Forgetting all is enough to stay bounded: a version is
-		// parsed again at most once per fill.
-		t.rejected = map[string]struct{}{}
-	}
-	t.rejected[url+"\x00"+version] = struct{}{}
-}
-
-// setPlaylists maps the media playlists of a version of a tracked stream's
-// manifest.
-func (t *streamTracker) setPlaylists(url, version string, playlists []string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.lastSeen[url]; ok {
-		t.mapLocked(url, version, playlists)
-	}
-}
-
-// mapLocked replaces the media playlists mapped to the stream at url.
-func (t *streamTracker) mapLocked(url, version string, playlists []string) {
-	t.unmapLocked(url)
-	if t.mapped == nil {
-		t.mapped = map[string]mappedManifest{}
-		t.playlists = map[string]string{}
-	}
-	t.mapped[url] = mappedManifest{version: version, playlists: playlists}
-	for _, p := range playlists {
-		t.playlists[p] = url
-	}
-}
-
-// unmapLocked forgets the media playlists of the stream at url.
-func (t *streamTracker) unmapLocked(url string) {
-	for _, p := range t.mapped[url].playlists {
-		// Another stream's manifest may list the same playlist.
-		if t.playlists[p] == url {
-			delete(t.playlists, p)
-		}
-	}
-	delete(t.mapped, url)
-}
-
-// add registers the stream at url with the seeder and, if the seeder did
-// not have it, tracks it and waits up to wait for the seeder to join its
-// swarms. A failure leaves nothing recorded, so that a later request
-// tries again.
-func (t *streamTracker) add(ctx context.Context, s *seeder.Seeder, url, version string, playlists []string, wait time.Duration, log *zap.Logger) {
-	t.mu.Lock()
-	if _, ok := t.lastSeen[url]; ok {
-		// A concurrent request added it.
-		t.mu.Unlock()
-		return
-	}
-	if len(t.lastSeen) >= maxDiscoveredStreams {
-		t.mu.Unlock()
-		t.hasRoom(url, log)
-		return
-	}
-	// Tracked before it is added, so that concurrent requests neither
-	// add it twice nor take the seeder's "already there" for a stream
-	// configured in the app.
-	t.lastSeen[url] = time.Now()
-	t.mapLocked(url, version, playlists)
-	t.mu.Unlock()
-	added, err := s.AddStream(seeder.StreamConfig{URL: url})
-	if err != nil || !added {
-		t.mu.Lock()
-		delete(t.lastSeen, url)
-		t.unmapLocked(url)
-		t.mu.Unlock()
-		if err != nil {
-			log.Warn("p2p_manifest: registering stream", zap.String("url", url), zap.Error(err))
-		}
-		return
-	}
-	log.Info("p2p_manifest: stream discovered", zap.String("url", url))
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	_ = s.WaitStream(wctx, url)
-}
-
-// sweep drops idle streams; the app calls it periodically.
-func (t *streamTracker) sweep(now time.Time) {
-	var drop []string
-	t.mu.Lock()
-	for u, seen := range t.lastSeen {
-		if now.Sub(seen) > t.idle {
-			drop = append(drop, u)
-			delete(t.lastSeen, u)
-			t.unmapLocked(u)
-		}
-	}
-	if len(t.lastSeen) < maxDiscoveredStreams {
-		t.full = false
-	}
-	t.mu.Unlock()
-	s := t.app.Seeder()
-	if s == nil {
-		return
-	}
-	for _, u := range drop {
-		s.RemoveStream(u)
-	}
 }
 
 // parseManifestCaddyfile parses the p2p_manifest directive.

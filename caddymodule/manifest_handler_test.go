@@ -55,7 +55,8 @@ func newDiscoveringHandler(t *testing.T, s *seeder.Seeder, log *zap.Logger) *Man
 	if log == nil {
 		log = zap.NewNop()
 	}
-	app := &App{seeder: s, offload: newOffload(), log: zap.NewNop()}
+	app := &App{seeder: s, seeded: map[string]bool{}, offload: newOffload(), uploads: newUploadTotals(), log: zap.NewNop(),
+		gens: &generations{streams: newRuntimeStreams()}}
 	h := &ManifestHandler{log: log, app: app, SeederWait: caddy.Duration(time.Second), MaxSize: DefaultManifestMaxSize}
 	if err := h.Rewrite.provision(); err != nil {
 		t.Fatal(err)
@@ -110,13 +111,34 @@ func serve(t *testing.T, h *ManifestHandler, next caddyhttp.Handler, method, tar
 	return rec
 }
 
-// age makes every stream of h look requested d ago.
+// age makes every discovered stream of h look requested d ago.
 func age(h *ManifestHandler, d time.Duration) {
-	h.streams.mu.Lock()
-	defer h.streams.mu.Unlock()
-	for u := range h.streams.lastSeen {
-		h.streams.lastSeen[u] = time.Now().Add(-d)
+	rs := h.streams.rs
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, e := range rs.entries {
+		e.lastSeen = time.Now().Add(-d)
 	}
+}
+
+// discovered returns the discovered streams of h with their last request.
+func discovered(h *ManifestHandler) map[string]time.Time {
+	rs := h.streams.rs
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := map[string]time.Time{}
+	for u, e := range rs.entries {
+		if e.discovered {
+			out[u] = e.lastSeen
+		}
+	}
+	return out
+}
+
+// sweep does what the app's janitor does at now.
+func sweep(h *ManifestHandler, now time.Time) {
+	h.streams.rs.sweep(now)
+	h.app.syncRuntimeStreams()
 }
 
 const liveMaster = "http://video.example/live/master.m3u8"
@@ -153,19 +175,17 @@ func TestDiscoveredStreamKeptWhileWatched(t *testing.T) {
 	} {
 		age(h, idle)
 		serve(t, h, origin, "GET", c.target, c.hdr)
-		h.streams.mu.Lock()
-		kept := time.Since(h.streams.lastSeen[liveMaster]) < time.Minute
-		h.streams.mu.Unlock()
+		kept := time.Since(discovered(h)[liveMaster]) < time.Minute
 		if kept != c.keeps {
 			t.Errorf("%s keeps the stream: %v, want %v", c.what, kept, c.keeps)
 		}
 	}
-	h.streams.sweep(time.Now())
+	sweep(h, time.Now())
 	if s.HasStream(liveMaster) {
 		t.Fatal("the idle stream is still seeded")
 	}
-	if len(h.streams.playlists) != 0 || len(h.streams.mapped) != 0 {
-		t.Errorf("a dropped stream's playlists are still mapped: %v", h.streams.playlists)
+	if len(h.streams.rs.playlists) != 0 {
+		t.Errorf("a dropped stream's playlists are still mapped: %v", h.streams.rs.playlists)
 	}
 }
 
@@ -183,18 +203,18 @@ func TestConfiguredStreamNeverSwept(t *testing.T) {
 	serve(t, h, manifestOrigin(), "GET", liveMaster, nil)
 	// Configured with a query: the same swarms, not a second stream.
 	serve(t, h, manifestOrigin(), "GET", "http://video.example/token/master.m3u8?token=xyz", nil)
-	if got := s.Streams(); len(got) != 2 || len(h.streams.lastSeen) != 0 {
-		t.Fatalf("streams %v, tracked %v; want the two configured ones, none tracked", got, h.streams.lastSeen)
+	if got := s.Streams(); len(got) != 2 || len(discovered(h)) != 0 {
+		t.Fatalf("streams %v, tracked %v; want the two configured ones, none tracked", got, discovered(h))
 	}
-	h.streams.sweep(time.Now().Add(DefaultStreamIdleTimeout + time.Minute))
+	sweep(h, time.Now().Add(DefaultStreamIdleTimeout+time.Minute))
 	if !s.HasStream(liveMaster) || !s.HasStream(withToken) {
 		t.Fatalf("a configured stream was dropped: %v", s.Streams())
 	}
 	// Added by the app between the handler's checks and its AddStream:
 	// the seeder's "already there" leaves it untracked.
 	h.streams.add(context.Background(), s, liveMaster, "v", []string{"http://video.example/live/v1.m3u8"}, 0, zap.NewNop())
-	if len(h.streams.lastSeen) != 0 || len(h.streams.playlists) != 0 {
-		t.Errorf("configured stream tracked: %v %v", h.streams.lastSeen, h.streams.playlists)
+	if len(discovered(h)) != 0 || len(h.streams.rs.playlists) != 0 {
+		t.Errorf("configured stream tracked: %v %v", discovered(h), h.streams.rs.playlists)
 	}
 }
 
@@ -219,8 +239,8 @@ func TestDiscoveryKeys(t *testing.T) {
 	if got := s.Streams(); len(got) != 1 || got[0] != liveMaster {
 		t.Fatalf("streams %v, want only %s", got, liveMaster)
 	}
-	if len(h.streams.rejected) != 3 {
-		t.Errorf("rejected versions %v, want the 3 HTML pages", h.streams.rejected)
+	if len(h.streams.rs.rejected) != 3 {
+		t.Errorf("rejected versions %v, want the 3 HTML pages", h.streams.rs.rejected)
 	}
 
 	// Behind a site address, a Host no site names is not registered.
@@ -251,11 +271,13 @@ func TestDiscoveryCap(t *testing.T) {
 	s := newHandlerTestSeeder(t)
 	core, logs := observer.New(zapcore.WarnLevel)
 	h := newDiscoveringHandler(t, s, zap.New(core))
-	h.streams.mu.Lock()
+	rs := h.streams.rs
+	rs.mu.Lock()
 	for i := range maxDiscoveredStreams {
-		h.streams.lastSeen["http://video.example/fake/"+strconv.Itoa(i)] = time.Now().Add(-time.Hour)
+		u := "http://video.example/fake/" + strconv.Itoa(i)
+		rs.entries[u] = &runtimeStream{config: seeder.StreamConfig{URL: u}, discovered: true, idle: time.Minute, lastSeen: time.Now().Add(-time.Hour)}
 	}
-	h.streams.mu.Unlock()
+	rs.mu.Unlock()
 	serve(t, h, manifestOrigin(), "GET", liveMaster, nil)
 	serve(t, h, manifestOrigin(), "GET", "http://video.example/live2/master.m3u8", nil)
 	if got := s.Streams(); len(got) != 0 {
@@ -264,7 +286,7 @@ func TestDiscoveryCap(t *testing.T) {
 	if n := logs.FilterMessageSnippet("cap reached").Len(); n != 1 {
 		t.Errorf("%d cap warnings, want 1", n)
 	}
-	h.streams.sweep(time.Now())
+	sweep(h, time.Now())
 	serve(t, h, manifestOrigin(), "GET", liveMaster, nil)
 	if !s.HasStream(liveMaster) {
 		t.Fatal("no room after the sweep")
@@ -304,8 +326,8 @@ func TestRegistrationRetried(t *testing.T) {
 	h.app.seeder = closed
 	h.app.mu.Unlock()
 	serve(t, h, manifestOrigin(), "GET", liveMaster, nil)
-	if len(h.streams.lastSeen) != 0 {
-		t.Fatalf("a stream that was never added is tracked: %v", h.streams.lastSeen)
+	if len(discovered(h)) != 0 {
+		t.Fatalf("a stream that was never added is tracked: %v", discovered(h))
 	}
 	s := newHandlerTestSeeder(t)
 	h.app.mu.Lock()
@@ -330,8 +352,8 @@ func TestConcurrentFirstRequests(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if _, ok := h.streams.lastSeen[liveMaster]; !ok || !s.HasStream(liveMaster) {
-		t.Fatalf("tracked %v, seeded %v", h.streams.lastSeen, s.Streams())
+	if _, ok := discovered(h)[liveMaster]; !ok || !s.HasStream(liveMaster) {
+		t.Fatalf("tracked %v, seeded %v", discovered(h), s.Streams())
 	}
 }
 
@@ -547,5 +569,57 @@ func TestStreamKey(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("%s: %q, %v; want %q", in, got, ok, want)
 		}
+	}
+}
+
+// TestRuntimeStreamsOutliveTheApp: the streams discovered through one
+// config's app, and those added through the admin API, are seeded by the
+// next config's app too (a reload starts it before it stops the old one),
+// requests through either config keep a discovered one alive, and a
+// stream deleted through the admin API is gone from both and may be
+// discovered again.
+func TestRuntimeStreamsOutliveTheApp(t *testing.T) {
+	s1 := newHandlerTestSeeder(t)
+	old := newDiscoveringHandler(t, s1, nil)
+	serve(t, old, manifestOrigin(), "GET", liveMaster, nil)
+	const manual = "http://video.example/admin/master.m3u8"
+	if added, err := old.app.AddStream(seeder.StreamConfig{URL: manual}); err != nil || !added {
+		t.Fatalf("admin add: %v %v", added, err)
+	}
+
+	// The next config: its app shares the generations, and starts.
+	s2 := newHandlerTestSeeder(t)
+	next := newDiscoveringHandler(t, s2, nil)
+	next.app.gens = old.app.gens
+	next.streams = next.app.streamTracker(DefaultStreamIdleTimeout)
+	next.app.syncRuntimeStreams() // as App.Start does
+	if !s2.HasStream(liveMaster) || !s2.HasStream(manual) {
+		t.Fatalf("the next app seeds %v, want the discovered and the admin-added stream", s2.Streams())
+	}
+	// The old config goes; a player that only polls a media playlist
+	// through the new one keeps the stream.
+	age(next, DefaultStreamIdleTimeout+time.Minute)
+	serve(t, next, manifestOrigin(), "GET", "http://video.example/live/v1.m3u8", nil)
+	sweep(next, time.Now())
+	if !s2.HasStream(liveMaster) || !s2.HasStream(manual) {
+		t.Fatalf("after a sweep the next app seeds %v", s2.Streams())
+	}
+
+	// Deleted through the admin API of the new config: gone from both
+	// seeders once the old app syncs, and discovered again on request.
+	next.app.RemoveStream(liveMaster)
+	old.app.syncRuntimeStreams()
+	if s1.HasStream(liveMaster) || s2.HasStream(liveMaster) {
+		t.Fatalf("deleted stream still seeded: %v / %v", s1.Streams(), s2.Streams())
+	}
+	serve(t, next, manifestOrigin(), "GET", liveMaster, nil)
+	if !s2.HasStream(liveMaster) {
+		t.Fatalf("a deleted stream is not discovered again: %v", s2.Streams())
+	}
+	// An idle discovered stream goes; the admin-added one stays.
+	age(next, DefaultStreamIdleTimeout+time.Minute)
+	sweep(next, time.Now())
+	if s2.HasStream(liveMaster) || !s2.HasStream(manual) {
+		t.Fatalf("after the idle timeout the app seeds %v, want only %s", s2.Streams(), manual)
 	}
 }

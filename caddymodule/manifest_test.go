@@ -383,3 +383,64 @@ func TestManifestHandlerIgnoresUnconfiguredHosts(t *testing.T) {
 		t.Fatalf("seeder streams:\n%s", st)
 	}
 }
+
+// TestManifestHandlerDiscoveriesSurviveReload: a config reload keeps the
+// streams p2p_manifest discovered (players do not load the multivariant
+// playlist again), so known_streams goes on accepting their viewers.
+func TestManifestHandlerDiscoveriesSurviveReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy")
+	}
+	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	globals := fmt.Sprintf("\tp2p {\n\t\ttracker local\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
+	site := func(header string) string {
+		return fmt.Sprintf(`:%d {
+	header %s
+	p2p_tracker /announce {
+		authorizer known_streams
+	}
+	handle_path /media/* {
+		root * %s
+		p2p_manifest
+		file_server
+	}
+}
+`, httpPort, header, media)
+	}
+	loadCaddyfileGlobals(t, globals, site("X-Config one"))
+	defer caddy.Stop()
+	player := fmt.Sprintf("http://127.0.0.1:%d/media/demo/master.m3u8", httpPort)
+	p, err := manifest.Load(context.Background(), player, seeder.FileSource{Root: media, StripPrefix: "/media"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := string(p.Streams[0].Swarms[manifest.HLSJS].InfoHash)
+	if resp, _ := httpDo(t, "GET", "/media/demo/master.m3u8", nil); resp.StatusCode != 200 {
+		t.Fatalf("master: %d", resp.StatusCode)
+	}
+	if m := announceFor(t, known); m["failure reason"] != nil {
+		t.Fatalf("announce after discovery: %v", m)
+	}
+
+	loadCaddyfileGlobals(t, globals, site("X-Config two"))
+	if resp, _ := httpDo(t, "GET", "/media/demo/v0/index.m3u8", nil); resp.Header.Get("X-Config") != "two" {
+		t.Fatalf("the reload did not take: X-Config %q", resp.Header.Get("X-Config"))
+	}
+	waitUntil(t, "the new config's seeder with the discovered stream", func() bool {
+		return strings.Contains(getAdmin(t, "/p2p/seeder"), player)
+	})
+	waitUntil(t, "the new config's seeder in the discovered stream's swarm", func() bool {
+		return strings.Contains(getAdmin(t, "/p2p/tracker"), `"info_hash":"`+known+`","info_hash_hex":"`)
+	})
+	// A new viewer (the first one's socket carried over, with its id).
+	ws := dialTracker(t, "/announce")
+	ws.WriteMessage(1, []byte(`{"numwant":5,"event":"started","action":"announce","info_hash":"`+known+`","peer_id":"-PM0203-manifesttst2","offers":[]}`))
+	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("failure reason")) {
+		t.Fatalf("announce after the reload: %s", data)
+	}
+}

@@ -231,16 +231,17 @@ func TestKnownStreamsUsesTheRunningApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	running := &App{seeder: s}
-	k := &KnownStreamsAuthorizer{app: &App{}}
+	gens := &generations{streams: newRuntimeStreams()}
+	running := &App{seeder: s, gens: gens}
+	k := &KnownStreamsAuthorizer{app: &App{gens: gens}}
 	if k.seeder() != nil {
 		t.Fatal("a seeder without any app running")
 	}
-	appStarted(running)
+	gens.appStarted(running)
 	if k.seeder() != s {
 		t.Fatal("the running app's seeder is not used")
 	}
-	appStopped(running)
+	gens.appStopped(running)
 	if k.seeder() != nil {
 		t.Fatal("a stopped app's seeder is still used")
 	}
