@@ -358,15 +358,21 @@ func (s *Seeder) addSwarms(sws []*swarm) {
 // removeSwarms unregisters swarms, tells the trackers and closes them.
 func (s *Seeder) removeSwarms(sws []*swarm) {
 	s.mu.Lock()
+	var registered []*swarm
 	for _, sw := range sws {
 		if s.swarms[sw.infoHash] == sw {
 			delete(s.swarms, sw.infoHash)
+			registered = append(registered, sw)
 		}
 	}
 	trackers := append([]*trackerClient(nil), s.trackers...)
 	s.mu.Unlock()
+	// Only the swarms registered as these: a swarm of the same info_hash
+	// that another stream registered first (the same presentation under
+	// another URL) stays, and a "stopped" for it would take the seeder
+	// out of it.
 	for _, t := range trackers {
-		for _, sw := range sws {
+		for _, sw := range registered {
 			t.leave(sw)
 		}
 	}

@@ -459,3 +459,33 @@ func TestSeederLocalTracker(t *testing.T) {
 		return e.Complete == 0
 	})
 }
+
+// TestSeederRemovingADuplicateStreamKeepsTheSwarm: the same presentation
+// under a second URL (another query) shares the first's swarms; removing
+// the second does not take the seeder out of them (it sent "stopped" for
+// swarms it never registered).
+func TestSeederRemovingADuplicateStreamKeepsTheSwarm(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.Trackers = []string{"local"} })
+	ih, _ := demoSwarm(t)
+	env.seed(demoURL, ih)
+	second := demoURL + "?token=2"
+	if _, err := env.seeder.AddStream(StreamConfig{URL: second}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := env.seeder.WaitStream(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	env.seeder.RemoveStream(second)
+	// The tracker handles the seeder's messages in order: a scrape
+	// after one more announce of the remaining stream would come after
+	// a "stopped". Give a stopped time to arrive, then check.
+	time.Sleep(300 * time.Millisecond)
+	if e, _ := env.tracker.Swarms().Scrape(string(ih)); e.Complete != 1 {
+		t.Fatalf("after removing the duplicate stream the swarm has %d complete peers, want the seeder", e.Complete)
+	}
+	if !env.seeder.HasSwarm(ih) {
+		t.Fatal("the seeder forgot the first stream's swarm")
+	}
+}
