@@ -413,10 +413,7 @@ func (c *conn) onPong() {}
 
 // onClose implements frameHandler: echo the code and close.
 func (c *conn) onClose(code int) {
-	if code == 1005 || code < 1000 || code >= 5000 {
-		code = closeNormal
-	}
-	c.closeWith(code, "")
+	c.closeWith(code, "") // the parser let only valid codes through
 }
 
 // allow applies the per-socket message rate to msg. A denied message gets

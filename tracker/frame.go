@@ -143,6 +143,9 @@ func (p *frameParser) parse(buf []byte, h frameHandler) (int, *frameError) {
 			code := closeNormal
 			if len(payload) >= 2 {
 				code = int(binary.BigEndian.Uint16(payload))
+				if !validCloseCode(code) {
+					return used, &frameError{closeProtocolError, "invalid close code"}
+				}
 			} else if len(payload) == 1 {
 				return used, &frameError{closeProtocolError, "invalid close frame"}
 			}
@@ -195,4 +198,17 @@ func closePayload(code int, reason string) []byte {
 	}
 	b := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
 	return append(b, reason...)
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 section 7.4): the defined codes that are not reserved for
+// local use (1005, 1006, 1015) or unassigned (1004, 1016-2999), and
+// 3000-4999 for libraries and applications.
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	default:
+		return code >= 3000 && code <= 4999
+	}
 }

@@ -94,6 +94,10 @@ func TestFrameParserRejects(t *testing.T) {
 		{"huge declared length", []byte{0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, closeTooBig},
 		{"one-byte close", clientFrame(true, opClose, []byte{3}), closeProtocolError},
 		{"close reason not UTF-8", clientFrame(true, opClose, []byte{3, 0xe8, 0xff}), closeInvalidPayload},
+		{"close code 1005 (no status, local only)", clientFrame(true, opClose, []byte{0x03, 0xed}), closeProtocolError},
+		{"close code 1006 (abnormal, local only)", clientFrame(true, opClose, []byte{0x03, 0xee}), closeProtocolError},
+		{"close code 999", clientFrame(true, opClose, []byte{0x03, 0xe7}), closeProtocolError},
+		{"close code 2000 (unassigned)", clientFrame(true, opClose, []byte{0x07, 0xd0}), closeProtocolError},
 	}
 	for _, tc := range cases {
 		p := frameParser{maxMessage: 1024}
@@ -159,3 +163,23 @@ func (l *limitChecker) onPing(p []byte) {
 }
 func (l *limitChecker) onPong()     {}
 func (l *limitChecker) onClose(int) {}
+
+// A close frame with a code a peer may send is answered with the same
+// code; one with a code reserved for local use gets 1002 (RFC 6455 §7.4).
+func TestCloseCodeEchoed(t *testing.T) {
+	_, url := startTracker(t, Config{})
+	for _, tc := range []struct{ sent, want int }{
+		{1000, 1000}, {1001, 1001}, {4000, 4000}, {1006, closeProtocolError}, {1015, closeProtocolError},
+	} {
+		c := dial(t, url)
+		// gorilla refuses to send codes reserved for local use, so
+		// the frame is written on the socket.
+		payload := []byte{byte(tc.sent >> 8), byte(tc.sent)}
+		if _, err := c.ws.UnderlyingConn().Write(clientFrame(true, opClose, payload)); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.expectClose(); got != tc.want {
+			t.Errorf("close code %d answered with %d, want %d", tc.sent, got, tc.want)
+		}
+	}
+}
