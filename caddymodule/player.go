@@ -385,6 +385,10 @@ var (
 	_ caddyfile.Unmarshaler       = (*Player)(nil)
 )
 
+// maxReportedBytes caps each total in a player report (1 TiB, more than a
+// page downloads).
+const maxReportedBytes = 1 << 40
+
 // playerReportBody is what the page POSTs every few seconds: its running
 // totals for the stream it plays.
 type playerReportBody struct {
@@ -404,9 +408,12 @@ func (p *Player) takeReport(w http.ResponseWriter, r *http.Request) error {
 		rep.Session == "" || len(rep.Session) > 64 {
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("bad player report"))
 	}
+	// Anyone can post a report: clamped, the sum of maxPlayerReports
+	// of them cannot wrap around.
+	clamp := func(n uint64) uint64 { return min(n, maxReportedBytes) }
 	if p.app != nil {
 		if s := p.app.Seeder(); s != nil && s.HasStream(rep.Manifest) {
-			p.app.offload.report(rep.Session, rep.Manifest, rep.HTTPBytes, rep.P2PBytes, rep.P2PFromSeeder, time.Now())
+			p.app.offload.report(rep.Session, rep.Manifest, clamp(rep.HTTPBytes), clamp(rep.P2PBytes), clamp(rep.P2PFromSeeder), time.Now())
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)

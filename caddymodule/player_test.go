@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-p2p/caddy-p2p/p2p/seeder"
+
 	// Directives used by TestPlayerCaddyfileAdapt.
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
 	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
@@ -335,5 +337,27 @@ func TestPlayerCaddyfileAdapt(t *testing.T) {
 	}
 	if !strings.Contains(cfg, `"manifest":"/media/demo/master.m3u8"`) || !strings.Contains(cfg, `"packages":"/npm/"`) {
 		t.Errorf("options missing from JSON:\n%s", cfg)
+	}
+}
+
+// Reported totals are capped, so that sums of many hostile reports cannot
+// wrap around.
+func TestPlayerReportsClamped(t *testing.T) {
+	s := newHandlerTestSeeder(t)
+	if _, err := s.AddStream(seeder.StreamConfig{URL: liveMaster}); err != nil {
+		t.Fatal(err)
+	}
+	p := &Player{}
+	provisionPlayer(t, p)
+	p.app = &App{seeder: s, offload: newOffload()}
+	body := `{"session":"s1","manifest":"` + liveMaster + `","http_bytes":18446744073709551615,"p2p_bytes":9223372036854775808,"p2p_from_seeder_bytes":5}`
+	if rec, err := servePlayer(t, p, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))); err != nil || rec.Code != http.StatusNoContent {
+		t.Fatalf("report: %v", err)
+	}
+	p.app.offload.mu.Lock()
+	r := p.app.offload.reports["s1"]
+	p.app.offload.mu.Unlock()
+	if r == nil || r.http != maxReportedBytes || r.p2p != maxReportedBytes || r.p2pFromSeed != 5 {
+		t.Fatalf("report kept as %+v, want totals capped at %d", r, uint64(maxReportedBytes))
 	}
 }
