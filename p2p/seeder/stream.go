@@ -339,25 +339,25 @@ func (f *mpdFollower) run(log *zap.Logger) {
 	for _, g := range f.groups {
 		all = append(all, g...)
 	}
-	// The segments of the first load, then every reload's new ones.
-	known := map[*swarm]map[string]bool{}
+	// The segments of the first load, then every reload's new ones, by
+	// runtime id.
+	known := map[*swarm]map[string]*manifest.Segment{}
 	publish := func(sw *swarm, segs []*manifest.Segment) {
-		if known[sw] == nil {
-			known[sw] = map[string]bool{}
-		}
 		var added, removed []*manifest.Segment
-		now := map[string]bool{}
+		now := make(map[string]*manifest.Segment, len(segs))
+		urls := make(map[string]bool, len(segs))
 		for _, seg := range segs {
-			now[seg.RuntimeID()] = true
-			if !known[sw][seg.RuntimeID()] {
+			now[seg.RuntimeID()] = seg
+			urls[seg.URL] = true
+			if known[sw][seg.RuntimeID()] == nil {
 				added = append(added, seg)
 			}
 		}
-		for id := range known[sw] {
-			if !now[id] {
-				// Only the URL matters to mapSegments; template
-				// segments have no byte range, so it is the id.
-				removed = append(removed, &manifest.Segment{URL: id})
+		for id, seg := range known[sw] {
+			// A byte range of a file the MPD still uses leaves
+			// the file's URL mapped.
+			if now[id] == nil && !urls[seg.URL] {
+				removed = append(removed, seg)
 			}
 		}
 		known[sw] = now
