@@ -94,7 +94,18 @@ type Swarms interface {
 type MemorySwarms struct {
 	seed   maphash.Seed
 	shards [64]swarmShard
+
+	// The last ScrapeAll answer, reused for scrapeAllReuse: listing
+	// every swarm is the one request whose cost grows with the
+	// tracker, and clients may send it at their full message rate.
+	allMu    sync.Mutex
+	allAt    time.Time
+	allLimit int
+	all      []ScrapeEntry
 }
+
+// scrapeAllReuse is how long a ScrapeAll answer is served again.
+const scrapeAllReuse = time.Second
 
 type swarmShard struct {
 	mu     sync.Mutex
@@ -325,8 +336,19 @@ func (m *MemorySwarms) Scrape(infoHash string) (ScrapeEntry, bool) {
 	return ScrapeEntry{InfoHash: infoHash, Complete: c.Complete, Incomplete: c.Incomplete, Downloaded: s.downloaded}, true
 }
 
-// ScrapeAll implements Swarms.
+// ScrapeAll implements Swarms. The answer may be up to a second old, and
+// the caller must not modify it.
 func (m *MemorySwarms) ScrapeAll(limit int) []ScrapeEntry {
+	m.allMu.Lock()
+	defer m.allMu.Unlock()
+	if now := time.Now(); m.allLimit != limit || now.Sub(m.allAt) >= scrapeAllReuse {
+		m.all, m.allAt, m.allLimit = m.scrapeAll(limit), now, limit
+	}
+	return m.all
+}
+
+// scrapeAll lists up to limit swarms, largest first.
+func (m *MemorySwarms) scrapeAll(limit int) []ScrapeEntry {
 	var out []ScrapeEntry
 	for i := range m.shards {
 		sh := &m.shards[i]

@@ -639,3 +639,25 @@ func TestFrameSplitAcrossReads(t *testing.T) {
 		t.Fatalf("connections: %d", s.Connections)
 	}
 }
+
+// A scrape of all swarms is computed at most once a second: listing every
+// swarm is the one request whose cost grows with the tracker.
+func TestScrapeAllReused(t *testing.T) {
+	m := NewMemorySwarms()
+	var ep discardEndpoint
+	m.Announce("AAAAAAAAAAAAAAAAAAAA", "-PM0203-aaaaaaaaaaaa", ep, false, false, time.Now())
+	first := m.ScrapeAll(10)
+	m.Announce("BBBBBBBBBBBBBBBBBBBB", "-PM0203-bbbbbbbbbbbb", ep, false, false, time.Now())
+	if again := m.ScrapeAll(10); len(again) != 1 || &again[0] != &first[0] {
+		t.Fatalf("a second scrape within a second was computed again: %v", again)
+	}
+	time.Sleep(scrapeAllReuse)
+	if later := m.ScrapeAll(10); len(later) != 2 {
+		t.Fatalf("a scrape a second later lists %d swarms, want 2", len(later))
+	}
+}
+
+// discardEndpoint is an Endpoint that drops what it is sent.
+type discardEndpoint struct{}
+
+func (discardEndpoint) Send([]byte) bool { return true }
