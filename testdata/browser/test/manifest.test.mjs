@@ -30,12 +30,15 @@
 //      go to the temp dir (dashboard.png, dashboard-history.png; kept with
 //      CADDYP2P_KEEP_LOGS=1). GET /dashboard?format=json cross-checks the
 //      figures.
+//   5. Caddyfile.example (the README's main job), adapted only to the test
+//      namespace's ports and addresses and to local npm packages: one page
+//      gets segments over P2P from the seeder.
 //
 // Every test fails when no segment went over P2P from the seeder. Which peer
 // sent a segment is P2P Media Loader's own record (onSegmentLoaded's peerId,
 // in window.caddyP2P); the seeder's peer id is read from the admin API.
 //
-// Caddyfiles: testdata/caddyfiles/manifest-*.Caddyfile.
+// Caddyfiles: testdata/caddyfiles/manifest-*.Caddyfile and Caddyfile.example.
 // Environment: MANIFEST_ONLY=<regex> runs only the tests whose name matches.
 
 import assert from "node:assert/strict";
@@ -628,5 +631,39 @@ test("dashboard: p2p_dashboard shows the stream, viewers, reports, egress and a 
       `history dashboard ${hv.updates} updates, line colours ${JSON.stringify(hc.px.colour)}, screenshot ${histShot}; ${secs(t0)}`);
     await ctx.close();
     await hist.context.close();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 5. the README's main job: Caddyfile.example
+
+/**
+ * Caddyfile.example as a newcomer runs it, changed only where the test
+ * namespace needs it: its ports, the WebRTC address (the veth, any port),
+ * and the npm packages served from testdata/browser/node_modules (the
+ * namespace has no CDN). Each change must apply, so an edit to the example
+ * that these no longer fit fails the test instead of testing something else.
+ */
+function exampleCaddyfile() {
+  let text = fs.readFileSync(path.join(h.REPO_ROOT, "Caddyfile.example"), "utf8");
+  const change = (from, to) => {
+    assert.ok(text.includes(from), `Caddyfile.example no longer has ${JSON.stringify(from)}: update the test's adaptation`);
+    text = text.replace(from, to);
+  };
+  change("admin localhost:2019", "admin localhost:{$ADMIN_PORT}\n\tauto_https off\n\tpersist_config off");
+  change("webrtc_listen :50000", "webrtc_listen 10.201.0.1:0\n\t\tinterfaces v0");
+  change("http://:8080 {", "http://:{$HTTP_PORT} {\n\thandle_path /npm/* {\n\t\troot * testdata/browser/node_modules\n\t\tfile_server\n\t}");
+  change("manifest /media/demo/master.m3u8", "manifest /media/demo/master.m3u8\n\t\tpackages /npm/");
+  return text;
+}
+
+test("Caddyfile.example: the main job plays the demo over P2P from the seeder, through its private tracker", { timeout: 150_000, ...maybe("example") }, async () => {
+  const t0 = Date.now();
+  await withCaddy({ caddyfile: exampleCaddyfile(), name: "caddy-example" }, async (caddy) => {
+    const r = await discoveryRun(caddy, "example-A");
+    // seeder_first and known_streams are on in the example: the page's
+    // swarms were accepted, and the seeder got its first offers.
+    assert.ok(r.page.announces.length > 0, "the page announced to the example's tracker");
+    results.push(`5 Caddyfile.example: ${r.st.p2pSegments}/${r.st.segments} segments over P2P, ${r.fromSeeder} B from the seeder (${pct(r.fromSeeder / r.st.segmentBytes)} of bytes); ${secs(t0)}`);
   });
 });
