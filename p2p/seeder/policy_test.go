@@ -164,24 +164,44 @@ func TestSeederRemoveStream(t *testing.T) {
 }
 
 // mpdOrigin serves a dynamic MPD whose window moves with the clock.
-type mpdOrigin struct{ start time.Time }
+type mpdOrigin struct {
+	start time.Time
+	// audio adds an audio AdaptationSet; stallAudio makes its segments
+	// hang until the fetch is given up.
+	audio, stallAudio bool
+}
 
 const mpdURL = "http://live.test/dash/live.mpd"
 
-func (o *mpdOrigin) Fetch(_ context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
+func (o *mpdOrigin) Fetch(ctx context.Context, raw string, _ *manifest.ByteRange) ([]byte, string, error) {
 	u, _ := url.Parse(raw)
 	if strings.HasSuffix(u.Path, ".mpd") {
+		audio := ""
+		if o.audio {
+			audio = `
+    <AdaptationSet contentType="audio" mimeType="audio/mp4" lang="en">
+      <SegmentTemplate timescale="1000" duration="1000" startNumber="1" media="a-$Number$.m4s" initialization="a-init.mp4"/>
+      <Representation id="a" bandwidth="64000" codecs="mp4a.40.2" audioSamplingRate="48000"/>
+    </AdaptationSet>`
+		}
 		return []byte(`<?xml version="1.0"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" availabilityStartTime="` + o.start.UTC().Format(time.RFC3339) + `" timeShiftBufferDepth="PT6S" minimumUpdatePeriod="PT1S">
   <Period id="p0" start="PT0S">
     <AdaptationSet contentType="video" mimeType="video/mp4">
       <SegmentTemplate timescale="1000" duration="1000" startNumber="1" media="v-$Number$.m4s" initialization="v-init.mp4"/>
       <Representation id="v" bandwidth="100000" codecs="avc1.64001e" width="320" height="180"/>
-    </AdaptationSet>
+    </AdaptationSet>` + audio + `
   </Period>
 </MPD>`), raw, nil
 	}
 	var n int64
+	if _, err := fmt.Sscanf(u.Path, "/dash/a-%d.m4s", &n); err == nil && o.audio {
+		if o.stallAudio {
+			<-ctx.Done()
+			return nil, "", ctx.Err()
+		}
+		return liveSegment(-n), raw, nil
+	}
 	if _, err := fmt.Sscanf(u.Path, "/dash/v-%d.m4s", &n); err != nil {
 		return nil, "", fmt.Errorf("no such object %s", raw)
 	}
@@ -221,6 +241,37 @@ func TestSeederFollowsDynamicMPD(t *testing.T) {
 	if got := b.request(dc, newest, 1, 0); !bytes.Equal(got, liveSegment(n)) {
 		t.Fatalf("segment %d (number %d): wrong bytes", newest, n)
 	}
+}
+
+// TestSeederDynamicMPDStreamsDoNotWaitForEachOther: an audio stream whose
+// segments never arrive holds up neither the MPD's reloads nor the video
+// stream's announcements (the follower once prefetched every stream's new
+// segments in turn, inside its reload loop).
+func TestSeederDynamicMPDStreamsDoNotWaitForEachOther(t *testing.T) {
+	origin := &mpdOrigin{start: time.Now().Add(-60 * time.Second).Truncate(time.Second), audio: true, stallAudio: true}
+	env := newTestEnv(t, func(c *Config) { c.Source = origin })
+	p, err := manifest.Load(context.Background(), mpdURL, origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Streams) != 2 {
+		t.Fatalf("%d streams, want video and audio", len(p.Streams))
+	}
+	ih := p.Streams[0].Swarms[manifest.Shaka].InfoHash
+	env.seed(mpdURL, ih)
+	b, _ := env.connect(ih)
+	first := b.command().(p2p.SegmentsAnnouncement).Loaded
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		last := b.command().(p2p.SegmentsAnnouncement).Loaded
+		if len(first) > 0 && len(last) > 0 && slices.Max(last) >= slices.Max(first)+4 {
+			return
+		}
+		if len(first) == 0 {
+			first = last
+		}
+	}
+	t.Fatalf("the video announcements did not move while the audio segments stalled (first %v)", first)
 }
 
 // renditionOrigin publishes a live HLS presentation with two video

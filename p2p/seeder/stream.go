@@ -108,22 +108,12 @@ type hlsFollower struct {
 	playlists []*playlistFollower // video first, then audio (Presentation.Streams order)
 }
 
-// maxPrefetchQueue bounds the new segments waiting for a playlist's
-// prefetch worker. Beyond it the oldest leave the queue and are announced
-// at once, uncached, as VOD segments are: a peer's request fetches them on
-// demand, and browsers request only segments the seeder announces.
-const maxPrefetchQueue = 32
-
 // playlistFollower is one followed media playlist and its swarms.
 type playlistFollower struct {
 	live   *manifest.LiveStream
 	swarms []*swarm
 	ended  bool // EXT-X-ENDLIST seen: no more refreshes
-
-	// New segments waiting for the prefetch worker, oldest first.
-	mu    sync.Mutex
-	queue []*manifest.Segment
-	wake  chan struct{} // capacity 1
+	queue  *prefetchQueue
 }
 
 // run refreshes the playlists at about half the segment duration (the HLS
@@ -134,8 +124,8 @@ func (f *hlsFollower) run(log *zap.Logger) {
 	var workers sync.WaitGroup
 	defer workers.Wait()
 	for _, pf := range f.playlists {
-		pf.wake = make(chan struct{}, 1)
-		workers.Go(func() { f.prefetchWorker(pf, log) })
+		pf.queue = newPrefetchQueue(pf.swarms)
+		workers.Go(func() { pf.queue.run(f.st, log) })
 		// The first batch: the segments Load already found.
 		f.publish(pf, pf.live.Stream().Segments, nil)
 	}
@@ -229,50 +219,81 @@ func (f *hlsFollower) publish(pf *playlistFollower, added, removed []*manifest.S
 	for _, sw := range pf.swarms {
 		sw.setSegments(pf.live.Stream().Segments, removed, false)
 	}
-	pf.mu.Lock()
-	gone := make(map[*manifest.Segment]bool, len(removed))
-	for _, seg := range removed {
-		gone[seg] = true
+	pf.queue.push(added, removed)
+}
+
+// maxPrefetchQueue bounds the new segments waiting for a media stream's
+// prefetch worker. Beyond it the oldest leave the queue and are announced
+// at once, uncached, as VOD segments are: a peer's request fetches them on
+// demand, and browsers request only segments the seeder announces.
+const maxPrefetchQueue = 32
+
+// prefetchQueue holds the new segments of one live media stream that wait
+// to be fetched into the cache and announced in the stream's swarms, oldest
+// first, for a worker of their own: a slow segment then holds up neither
+// the manifest reloads nor the other streams.
+type prefetchQueue struct {
+	swarms []*swarm
+
+	mu    sync.Mutex
+	queue []*manifest.Segment
+	wake  chan struct{} // capacity 1
+}
+
+func newPrefetchQueue(swarms []*swarm) *prefetchQueue {
+	return &prefetchQueue{swarms: swarms, wake: make(chan struct{}, 1)}
+}
+
+// push queues the added segments and drops the removed ones from the
+// queue. Beyond maxPrefetchQueue the oldest are announced uncached.
+func (q *prefetchQueue) push(added, removed []*manifest.Segment) {
+	if len(added) == 0 && len(removed) == 0 {
+		return
 	}
-	q := pf.queue[:0]
-	for _, seg := range pf.queue {
-		if !gone[seg] {
-			q = append(q, seg)
+	q.mu.Lock()
+	// By runtime id: a reloaded MPD's segments are new objects.
+	gone := make(map[string]bool, len(removed))
+	for _, seg := range removed {
+		gone[seg.RuntimeID()] = true
+	}
+	kept := q.queue[:0]
+	for _, seg := range q.queue {
+		if !gone[seg.RuntimeID()] {
+			kept = append(kept, seg)
 		}
 	}
-	q = append(q, added...)
+	kept = append(kept, added...)
 	var overflow []*manifest.Segment
-	if len(q) > maxPrefetchQueue {
-		overflow = q[:len(q)-maxPrefetchQueue]
-		q = slices.Clone(q[len(q)-maxPrefetchQueue:])
+	if len(kept) > maxPrefetchQueue {
+		overflow = kept[:len(kept)-maxPrefetchQueue]
+		kept = slices.Clone(kept[len(kept)-maxPrefetchQueue:])
 	}
-	pf.queue = q
-	pf.mu.Unlock()
+	q.queue = kept
+	q.mu.Unlock()
 	for _, seg := range overflow {
-		for _, sw := range pf.swarms {
+		for _, sw := range q.swarms {
 			sw.markAvailable(seg)
 		}
 	}
 	select {
-	case pf.wake <- struct{}{}:
+	case q.wake <- struct{}{}:
 	default:
 	}
 }
 
-// prefetchWorker fetches a playlist's queued segments in order until the
-// stream ends.
-func (f *hlsFollower) prefetchWorker(pf *playlistFollower, log *zap.Logger) {
+// run fetches the queued segments in order until the stream ends.
+func (q *prefetchQueue) run(st *stream, log *zap.Logger) {
 	for {
 		select {
-		case <-f.st.ctx.Done():
+		case <-st.ctx.Done():
 			return
-		case <-pf.wake:
+		case <-q.wake:
 		}
-		pf.mu.Lock()
-		batch := pf.queue
-		pf.queue = nil
-		pf.mu.Unlock()
-		f.st.prefetch(batch, pf.swarms, log)
+		q.mu.Lock()
+		batch := q.queue
+		q.queue = nil
+		q.mu.Unlock()
+		st.prefetch(batch, q.swarms, log)
 	}
 }
 
@@ -335,36 +356,49 @@ type mpdFollower struct {
 func (f *mpdFollower) run(log *zap.Logger) {
 	s := f.st.s
 	u := f.st.cfg.URL
-	var all []*swarm
-	for _, g := range f.groups {
-		all = append(all, g...)
+	// One prefetch worker per stream, so that the first load's window
+	// and a slow segment hold up neither the reloads nor other streams.
+	queues := make([]*prefetchQueue, len(f.groups))
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	for i, g := range f.groups {
+		queues[i] = newPrefetchQueue(g)
+		workers.Go(func() { queues[i].run(f.st, log) })
 	}
-	// The segments of the first load, then every reload's new ones, by
-	// runtime id.
-	known := map[*swarm]map[string]*manifest.Segment{}
-	publish := func(sw *swarm, segs []*manifest.Segment) {
+	// Each stream's segments, by runtime id: the first load's, then
+	// every reload's.
+	known := make([]map[string]*manifest.Segment, len(f.groups))
+	publish := func(i int, segs []*manifest.Segment) {
 		var added, removed []*manifest.Segment
 		now := make(map[string]*manifest.Segment, len(segs))
 		urls := make(map[string]bool, len(segs))
 		for _, seg := range segs {
 			now[seg.RuntimeID()] = seg
 			urls[seg.URL] = true
-			if known[sw][seg.RuntimeID()] == nil {
+			if known[i][seg.RuntimeID()] == nil {
 				added = append(added, seg)
 			}
 		}
-		for id, seg := range known[sw] {
-			// A byte range of a file the MPD still uses leaves
-			// the file's URL mapped.
-			if now[id] == nil && !urls[seg.URL] {
-				removed = append(removed, seg)
+		var gone []*manifest.Segment
+		for id, seg := range known[i] {
+			if now[id] == nil {
+				gone = append(gone, seg)
+				// A byte range of a file the MPD still uses
+				// leaves the file's URL mapped.
+				if !urls[seg.URL] {
+					removed = append(removed, seg)
+				}
 			}
 		}
-		known[sw] = now
-		sw.setSegments(segs, nil, false)
+		known[i] = now
+		for _, sw := range f.groups[i] {
+			sw.setSegments(segs, nil, false)
+		}
 		s.mapSegments(u, added, removed)
-		f.st.prefetch(added, []*swarm{sw}, log)
+		queues[i].push(added, gone)
 	}
+	// The stream of a group in a (re)loaded presentation, by the info
+	// hash of its first swarm.
 	byHash := func(p *manifest.Presentation, sw *swarm) *manifest.Stream {
 		for _, ms := range p.Streams {
 			if ms.Swarms[sw.client].InfoHash == sw.infoHash {
@@ -385,12 +419,9 @@ func (f *mpdFollower) run(log *zap.Logger) {
 	}
 	p := f.p
 	for {
-		for _, sw := range all {
-			if ms := byHash(p, sw); ms != nil {
-				publish(sw, ms.Segments)
-			}
-			if f.st.ctx.Err() != nil {
-				return
+		for i, g := range f.groups {
+			if ms := byHash(p, g[0]); ms != nil {
+				publish(i, ms.Segments)
 			}
 		}
 		if !sleepCtx(f.st.ctx, interval(p)) {
