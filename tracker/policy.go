@@ -17,6 +17,28 @@ import "sync/atomic"
 // policy.
 type Policy struct {
 	state atomic.Pointer[policyState]
+	// movedTo and closed record what MoveSockets and CloseSockets did to
+	// this policy's sockets, for a socket whose upgrade completes after
+	// they ran: it follows the same way.
+	movedTo atomic.Pointer[Policy]
+	closed  atomic.Bool
+}
+
+// maxPolicyHops bounds how many moves a new socket follows (one per
+// reload that moved sockets while its upgrade was in flight).
+const maxPolicyHops = 16
+
+// current follows p's moves: the policy a socket accepted under p follows
+// now, and whether its sockets were closed instead.
+func (p *Policy) current() (_ *Policy, closed bool) {
+	for range maxPolicyHops {
+		next := p.movedTo.Load()
+		if next == nil || next == p {
+			break
+		}
+		p = next
+	}
+	return p, p.closed.Load()
 }
 
 // policyState is one immutable version of a Policy.

@@ -79,3 +79,54 @@ func TestUpgradeFinishingDuringCloseClosesTheSocket(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A socket whose upgrade completes after MoveSockets (a reload's cleanup
+// does not wait for hijacked requests) follows the move, and one that
+// completes after CloseSockets is closed with 1001.
+func TestUpgradeInFlightFollowsMoveAndClose(t *testing.T) {
+	tr, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	old := mustPolicy(t, Config{AnnounceInterval: 30 * time.Second}, nil)
+	moved := mustPolicy(t, Config{AnnounceInterval: 60 * time.Second}, nil)
+	closing := mustPolicy(t, Config{AnnounceInterval: 90 * time.Second}, nil)
+	serve := func(p *Policy, act func()) (interval float64, err error) {
+		started, release := make(chan struct{}), make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tr.ServePolicy(slowHijack{w, started, release}, r, p)
+		}))
+		defer srv.Close()
+		type result struct {
+			interval float64
+			err      error
+		}
+		got := make(chan result, 1)
+		go func() {
+			ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			if err != nil {
+				got <- result{err: err}
+				return
+			}
+			defer ws.Close()
+			ws.WriteMessage(websocket.TextMessage, []byte(announce(specInfoHash, specPeerA, 0, "")))
+			ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+			var m map[string]any
+			err = ws.ReadJSON(&m)
+			f, _ := m["interval"].(float64)
+			got <- result{f, err}
+		}()
+		<-started
+		act()
+		close(release)
+		r := <-got
+		return r.interval, r.err
+	}
+	if iv, err := serve(old, func() { tr.MoveSockets(old, moved) }); err != nil || iv != 60 {
+		t.Errorf("a socket upgraded during a move got interval %v (%v), want the new policy's 60", iv, err)
+	}
+	if _, err := serve(closing, func() { tr.CloseSockets(closing, "settings changed") }); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("a socket upgraded during a close: %v, want close 1001", err)
+	}
+}

@@ -187,6 +187,9 @@ func (t *Tracker) SetAuthorizer(a Authorizer) { t.Policy().SetAuthorizer(a) }
 // from was (in-process peers follow the default). It reports how many
 // sockets moved.
 func (t *Tracker) MoveSockets(from, to *Policy) int {
+	// Recorded first: a socket whose upgrade completes after the scan
+	// below follows it when it registers.
+	from.movedTo.Store(to)
 	t.policy.CompareAndSwap(from, to)
 	n := 0
 	t.mu.Lock()
@@ -199,10 +202,17 @@ func (t *Tracker) MoveSockets(from, to *Policy) int {
 	return n
 }
 
+// ReplaceDefaultPolicy makes to the default policy, which in-process peers
+// follow, if from is, and moves no socket. It reports whether it did.
+func (t *Tracker) ReplaceDefaultPolicy(from, to *Policy) bool {
+	return t.policy.CompareAndSwap(from, to)
+}
+
 // CloseSockets closes every socket that follows policy p with 1001 "going
 // away" and reason; clients reconnect, through an entry point with a
 // policy of its own. It reports how many sockets it closed.
 func (t *Tracker) CloseSockets(p *Policy, reason string) int {
+	p.closed.Store(true) // for sockets registering after the scan
 	var closing []*conn
 	t.mu.Lock()
 	for c := range t.conns {
@@ -280,17 +290,26 @@ func (t *Tracker) ServePolicy(w http.ResponseWriter, r *http.Request, p *Policy)
 		}
 	}
 	t.mu.Lock()
-	if t.closed {
+	// The policy may have been moved or closed while the upgrade was in
+	// flight (a reload's cleanup does not wait for hijacked requests);
+	// MoveSockets and CloseSockets record that before they scan t.conns.
+	now, policyClosed := p.current()
+	if t.closed || policyClosed {
 		t.mu.Unlock()
 		t.releaseIP(ip)
 		// Close may already be waiting for the tracker's goroutines,
 		// so none may start: say goodbye from here and close the
 		// socket.
+		reason := "tracker is shutting down"
+		if !t.closed {
+			reason = "tracker settings changed"
+		}
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = nc.Write(appendFrame(nil, opClose, closePayload(closeGoingAway, "tracker is shutting down")))
+		_, _ = nc.Write(appendFrame(nil, opClose, closePayload(closeGoingAway, reason)))
 		_ = nc.Close()
 		return
 	}
+	c.policy.Store(now)
 	t.conns[c] = struct{}{}
 	t.wg.Add(1)
 	t.mu.Unlock()
