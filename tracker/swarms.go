@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -341,8 +342,15 @@ func (m *MemorySwarms) Scrape(infoHash string) (ScrapeEntry, bool) {
 func (m *MemorySwarms) ScrapeAll(limit int) []ScrapeEntry {
 	m.allMu.Lock()
 	defer m.allMu.Unlock()
-	if now := time.Now(); m.allLimit != limit || now.Sub(m.allAt) >= scrapeAllReuse {
-		m.all, m.allAt, m.allLimit = m.scrapeAll(limit), now, limit
+	// A fresh answer to a larger limit holds the answer to a smaller
+	// one (limit < 0 means no limit).
+	covers := m.allLimit < 0 || (limit >= 0 && limit <= m.allLimit)
+	if now := time.Now(); !covers || now.Sub(m.allAt) >= scrapeAllReuse {
+		// A copy: the full list may be far longer than limit.
+		m.all, m.allAt, m.allLimit = slices.Clone(m.scrapeAll(limit)), now, limit
+	}
+	if limit >= 0 && len(m.all) > limit {
+		return m.all[:limit:limit]
 	}
 	return m.all
 }

@@ -651,9 +651,20 @@ func TestScrapeAllReused(t *testing.T) {
 	if again := m.ScrapeAll(10); len(again) != 1 || &again[0] != &first[0] {
 		t.Fatalf("a second scrape within a second was computed again: %v", again)
 	}
+	if one := m.ScrapeAll(1); len(one) != 1 || cap(one) != 1 {
+		t.Fatalf("a smaller limit from the same answer: len %d cap %d, want 1 and 1", len(one), cap(one))
+	}
 	time.Sleep(scrapeAllReuse)
 	if later := m.ScrapeAll(10); len(later) != 2 {
 		t.Fatalf("a scrape a second later lists %d swarms, want 2", len(later))
+	}
+	// The kept answer holds limit entries, not every swarm.
+	for i := range 100 {
+		m.Announce(fmt.Sprintf("%020d", i), "-PM0203-cccccccccccc", ep, false, false, time.Now())
+	}
+	time.Sleep(scrapeAllReuse)
+	if got := m.ScrapeAll(10); len(got) != 10 || cap(m.all) != 10 {
+		t.Fatalf("the kept answer: len %d, cap %d of the array kept, want 10 and 10", len(got), cap(m.all))
 	}
 }
 
