@@ -83,11 +83,14 @@ func (e *trackerEngine) add(h *TrackerHandler) {
 func (e *trackerEngine) handOver(h *TrackerHandler) {
 	e.mu.Lock()
 	delete(e.handlers, h)
-	var same, other *TrackerHandler
+	var same, other, first *TrackerHandler
 	others := map[string]bool{}
 	for o := range e.handlers {
 		if !o.running() {
 			continue // of h's own config, or of one that failed
+		}
+		if first == nil || o.settings < first.settings {
+			first = o
 		}
 		if o.settings == h.settings {
 			same = o
@@ -109,6 +112,10 @@ func (e *trackerEngine) handOver(h *TrackerHandler) {
 			h.logger.Info("closed tracker sockets whose route changed settings; clients reconnect",
 				zap.String("tracker", h.Name), zap.Int("sockets", n))
 		}
+		// The in-process seeder follows the default policy: if it
+		// was h's, it takes one running handler's, the same one
+		// whatever the order of the handlers.
+		e.ReplaceDefaultPolicy(h.policy, first.policy)
 	}
 }
 
