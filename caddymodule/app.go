@@ -109,7 +109,9 @@ type App struct {
 	offload *offload
 	uploads *uploadTotals
 	source  SegmentSource
-	clients []manifest.Client
+	// defaultSource: source is the app's own, not a loaded module.
+	defaultSource bool
+	clients       []manifest.Client
 
 	gens *generations // shared with the apps of other configs
 
@@ -155,6 +157,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return err
 		}
 		a.source = src
+		a.defaultSource = true
 	}
 	for _, c := range a.Clients {
 		switch strings.ToLower(c) {
@@ -393,7 +396,9 @@ func (a *App) releaseSockets() {
 // configs share, and cleans up the default segment source (Caddy cleans
 // up the modules it loaded).
 func (a *App) Cleanup() error {
-	if c, ok := a.source.(caddy.CleanerUpper); ok && a.SourceRaw == nil {
+	// Not a source from SourceRaw (which LoadModule empties): Caddy
+	// cleans that one up itself.
+	if c, ok := a.source.(caddy.CleanerUpper); ok && a.defaultSource {
 		_ = c.Cleanup()
 	}
 	if a.gens == nil {
@@ -483,6 +488,9 @@ func (a *App) AddStream(sc seeder.StreamConfig) (bool, error) {
 	if added {
 		a.gens.streams.addManual(sc)
 		a.markSeeded(s, sc.URL)
+	} else if err == nil && a.gens.streams.isDiscovered(sc.URL) {
+		// Seeded already, as discovered: it now stays until deleted.
+		a.gens.streams.addManual(sc)
 	}
 	return added, err
 }
@@ -501,6 +509,14 @@ func (a *App) RemoveStream(url string) bool {
 	// Keep the stream's upload counts for the metrics.
 	a.observeUploads()
 	return s.RemoveStream(url)
+}
+
+// seeds reports whether the seeder s is the app's and has the runtime
+// stream at url.
+func (a *App) seeds(s *seeder.Seeder, url string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seeder == s && a.seeded[url]
 }
 
 // markSeeded records that the seeder s, if it is still the app's, has the

@@ -622,4 +622,14 @@ func TestRuntimeStreamsOutliveTheApp(t *testing.T) {
 	if s2.HasStream(liveMaster) || !s2.HasStream(manual) {
 		t.Fatalf("after the idle timeout the app seeds %v, want only %s", s2.Streams(), manual)
 	}
+	// Added through the admin API once discovered: it stays too.
+	serve(t, next, manifestOrigin(), "GET", liveMaster, nil)
+	if added, err := next.app.AddStream(seeder.StreamConfig{URL: liveMaster}); err != nil || added {
+		t.Fatalf("admin add of a discovered stream: added %v, %v; want false (seeded already)", added, err)
+	}
+	age(next, DefaultStreamIdleTimeout+time.Minute)
+	sweep(next, time.Now())
+	if !s2.HasStream(liveMaster) {
+		t.Fatalf("a discovered stream the admin API added was swept: %v", s2.Streams())
+	}
 }

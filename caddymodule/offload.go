@@ -100,6 +100,19 @@ func (o *offload) forget(keep map[string]bool) {
 	}
 }
 
+// httpBytesTotal returns the HTTP segment bytes of every stream, forgotten
+// ones included, read at one moment (a forget between two reads would
+// count a stream twice).
+func (o *offload) httpBytesTotal() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.forgotten.bytes
+	for _, t := range o.http {
+		n += t.bytes
+	}
+	return n
+}
+
 // forgottenHTTPBytes returns the HTTP segment bytes of the streams that
 // are no longer seeded.
 func (o *offload) forgottenHTTPBytes() uint64 {

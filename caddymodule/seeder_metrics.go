@@ -205,16 +205,15 @@ func (c *seederCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.refused, st.PeersRefused)
 
 	var viewers int
-	var httpBytes, repHTTP, repPeers, repSeeder uint64
+	var repHTTP, repPeers, repSeeder uint64
 	for _, o := range c.app.offload.snapshot(&st, time.Now()) {
 		viewers += o.Viewers
-		httpBytes += o.HTTPBytes
 		repHTTP += o.Reported.HTTPBytes
 		repPeers += o.Reported.P2PBytes - o.Reported.P2PFromSeeder
 		repSeeder += o.Reported.P2PFromSeeder
 	}
 	g(c.viewers, float64(viewers))
-	ctr(c.httpBytes, httpBytes+c.app.offload.forgottenHTTPBytes())
+	ctr(c.httpBytes, c.app.offload.httpBytesTotal())
 	g(c.reported, float64(repHTTP), "http")
 	g(c.reported, float64(repPeers), "p2p_peers")
 	g(c.reported, float64(repSeeder), "p2p_seeder")

@@ -130,11 +130,21 @@ func (rs *runtimeStreams) has(url string) bool {
 	return ok
 }
 
-// addManual records a stream added through the admin API.
+// addManual records a stream added through the admin API; one that was
+// discovered stays until deleted from now on.
 func (rs *runtimeStreams) addManual(sc seeder.StreamConfig) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	rs.unmapLocked(sc.URL)
 	rs.entries[sc.URL] = &runtimeStream{config: sc}
+}
+
+// isDiscovered reports whether url is a discovered stream.
+func (rs *runtimeStreams) isDiscovered(url string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	e := rs.entries[url]
+	return e != nil && e.discovered
 }
 
 // forget drops the stream at url, however it was added.
@@ -332,6 +342,10 @@ func (t *streamTracker) add(ctx context.Context, s *seeder.Seeder, url, version 
 	rs.mapLocked(e, url, version, playlists)
 	rs.mu.Unlock()
 	added, err := s.AddStream(e.config)
+	if err == nil && !added && t.app.seeds(s, url) {
+		// The app's sync saw the entry first and added the stream.
+		added = true
+	}
 	if err != nil || !added {
 		rs.forget(url)
 		if err != nil {
