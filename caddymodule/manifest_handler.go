@@ -239,6 +239,10 @@ func (h *ManifestHandler) newManifestWriter(w http.ResponseWriter, r, up *http.R
 func wholeManifestRequest(r *http.Request) *http.Request {
 	up := r.Clone(r.Context())
 	up.Method = http.MethodGet
+	// A GET without a body: a first attempt has read r's already.
+	up.Body, up.ContentLength = http.NoBody, 0
+	up.Header.Del("Content-Length")
+	up.Header.Del("Transfer-Encoding")
 	up.Header.Del("Range")
 	up.Header.Del("If-Range")
 	up.Header.Set("Accept-Encoding", "identity")

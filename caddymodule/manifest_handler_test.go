@@ -633,3 +633,15 @@ func TestRuntimeStreamsOutliveTheApp(t *testing.T) {
 		t.Fatalf("a discovered stream the admin API added was swept: %v", s2.Streams())
 	}
 }
+
+// The second request for a manifest first asked for with HEAD or a Range
+// is a GET without a body: the first attempt has read the request's.
+func TestWholeManifestRequestHasNoBody(t *testing.T) {
+	r := httptest.NewRequest("HEAD", "http://video.example/m", strings.NewReader("hello"))
+	r.Header.Set("Content-Length", "5")
+	r.Header.Set("Range", "bytes=0-3")
+	up := wholeManifestRequest(r)
+	if up.Method != "GET" || up.Body != http.NoBody || up.ContentLength != 0 || up.Header.Get("Content-Length") != "" || up.Header.Get("Range") != "" {
+		t.Fatalf("second request: %s, body %v, length %d, headers %v", up.Method, up.Body, up.ContentLength, up.Header)
+	}
+}
