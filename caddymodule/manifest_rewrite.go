@@ -551,13 +551,18 @@ func sameRange(a, b *manifest.ByteRange) bool {
 	return *a == *b
 }
 
-// rewriteKey identifies a source version: the URL plus the upstream's
-// strong ETag and length, or a hash of the body when there is no ETag.
+// rewriteKey identifies a source version: the URL without its query plus
+// the upstream's strong ETag and length, or a hash of the body when there
+// is no ETag. The query is left out because the result does not depend on
+// it (references with a path drop the base's query, pins and swarm ids
+// ignore it), and because it varies per viewer (CMCD, tokens): keyed with
+// it, every request could cost a rewrite and two parses.
 func rewriteKey(u string, hdr http.Header, body []byte) string {
 	if headKeyable(hdr) {
 		return rewriteKeyFromHead(u, hdr.Get("ETag"), int64(len(body)))
 	}
 	sum := sha256.Sum256(body)
+	u, _, _ = strings.Cut(u, "?")
 	return u + "\x00" + hex.EncodeToString(sum[:16])
 }
 
@@ -572,6 +577,7 @@ func headKeyable(hdr http.Header) bool {
 
 // rewriteKeyFromHead is rewriteKey from the ETag and the length.
 func rewriteKeyFromHead(u, etag string, n int64) string {
+	u, _, _ = strings.Cut(u, "?")
 	return u + "\x00" + etag + "\x00" + strconv.FormatInt(n, 10)
 }
 
