@@ -81,6 +81,11 @@ func (rw *ManifestRewrite) hls(body []byte, mu *url.URL) ([]byte, error) {
 				v = rw.pins.pin(mu.String(), s.variantURI, old)
 			}
 		}
+		if v != old && strings.Contains(old, "{$") {
+			// An EXT-X-DEFINE variable: the player substitutes it
+			// in the text, which a URL parser would escape.
+			return nil, fmt.Errorf("URI %q uses a variable (EXT-X-DEFINE); not rewritten", truncateURI(old))
+		}
 		if v != old {
 			edits = append(edits, edit{s.start, s.end, v})
 		}
@@ -229,4 +234,12 @@ func parseHLSAttrList(s []byte) ([]hlsAttr, error) {
 		i++ // the comma
 	}
 	return attrs, nil
+}
+
+// truncateURI shortens a URI for a message.
+func truncateURI(u string) string {
+	if len(u) > 80 {
+		return u[:80] + "..."
+	}
+	return u
 }

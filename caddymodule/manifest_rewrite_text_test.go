@@ -435,3 +435,19 @@ func TestRewriteURIKeepsWhatItDoesNotMove(t *testing.T) {
 		}
 	}
 }
+
+// A playlist whose URIs use EXT-X-DEFINE variables is passed through when
+// a rewrite would change them: a URL parser escapes "{$name}", and the
+// player could no longer substitute it.
+func TestRewriteHLSVariablesPassThrough(t *testing.T) {
+	body := "#EXTM3U\n#EXT-X-VERSION:8\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"a\"\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nseg-{$p}-1.ts\n#EXT-X-ENDLIST\n"
+	rw := ManifestRewrite{BaseURL: "https://cdn.example/edge"}
+	if err := rw.provision(); err != nil {
+		t.Fatal(err)
+	}
+	h := &ManifestHandler{Rewrite: rw}
+	res := h.process(kindHLS, "http://origin.example/live/media.m3u8", []byte(body))
+	if res.changed || string(res.body) != body || !strings.Contains(res.warning, "variable") {
+		t.Fatalf("changed %v, warning %q, body:\n%s", res.changed, res.warning, res.body)
+	}
+}
