@@ -366,8 +366,9 @@ type Options struct {
 	// p2p.BaseSwarmID of the manifest URL.
 	SwarmID string
 	// Now is the wall-clock time used to compute the segment availability
-	// window of a dynamic MPD whose SegmentTemplate uses @duration. The
-	// zero value means time.Now().
+	// window of a dynamic MPD (the segments of a @duration template, and
+	// the part of a SegmentTimeline that is listed). The zero value means
+	// time.Now().
 	Now time.Time
 }
 
