@@ -8,8 +8,8 @@ import (
 )
 
 // TestYieldingConnLetsOthersRun: a goroutine that sends a burst through
-// the seeder's UDP socket lets a runnable goroutine in within yieldEvery
-// packets, on a single processor. A plain socket would run the whole burst
+// the seeder's UDP socket lets a runnable goroutine in within a yield or
+// two (yieldEvery packets each), on a single processor. A plain socket would run the whole burst
 // first (a UDP send does not block, and 64 sends end long before the
 // runtime's 10 ms preemption).
 func TestYieldingConnLetsOthersRun(t *testing.T) {
@@ -47,8 +47,11 @@ func TestYieldingConnLetsOthersRun(t *testing.T) {
 		}
 		sent.Add(1)
 	}
-	if at := <-seenAt; at > yieldEvery {
-		t.Errorf("the other goroutine ran after %d of %d sends, want within %d", at, burst, yieldEvery)
+	// Within two yields: at one yield in 61 the scheduler takes the
+	// global run queue first (its fairness check), where the yielding
+	// goroutine itself waits.
+	if at := <-seenAt; at > 2*yieldEvery {
+		t.Errorf("the other goroutine ran after %d of %d sends, want within %d", at, burst, 2*yieldEvery)
 	}
 	// The packets arrived: the wrapper sends what it is given.
 	buf := make([]byte, 2000)
