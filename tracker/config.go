@@ -38,9 +38,9 @@ type Config struct {
 	// buffered forever.
 	WriteQueue int
 	// WriteQueueBytes caps the bytes of the messages waiting to be written
-	// to one socket, as WriteQueue caps their number: a relayed offer can
-	// be almost MaxMessageSize long. A message is always accepted into an
-	// empty queue. Defaults to DefaultWriteQueueBytes, or 16 times
+	// to one socket, the batch being written included, as WriteQueue caps
+	// their number: a relayed offer can be almost MaxMessageSize long. A
+	// message is always accepted into an empty queue. Defaults to DefaultWriteQueueBytes, or 16 times
 	// MaxMessageSize if that is more.
 	WriteQueueBytes int64
 	// WriteTimeout bounds one write to a socket.

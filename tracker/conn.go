@@ -236,7 +236,13 @@ func (c *conn) writeLoop() {
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
-		c.queueBytes = 0
+		// queueBytes keeps counting the batch until it is written, so
+		// that the queue filling meanwhile stays within the byte cap
+		// together with it.
+		var batchBytes int64
+		for _, f := range batch {
+			batchBytes += int64(len(f.payload))
+		}
 		c.mu.Unlock()
 		out := getBuffer()
 		closeAfter := false
@@ -256,6 +262,9 @@ func (c *conn) writeLoop() {
 			c.writeFailed() // after a close frame, this closes the socket too
 			return
 		}
+		c.mu.Lock()
+		c.queueBytes = max(c.queueBytes-batchBytes, 0)
+		c.mu.Unlock()
 	}
 }
 
