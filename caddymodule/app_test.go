@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,13 +41,7 @@ func TestSeederAppInCaddy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy")
 	}
-	media, err := filepath.Abs(filepath.Join("..", "testdata", "media"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(media, "demo", "master.m3u8")); err != nil {
-		t.Fatal(err)
-	}
+	media := demoMedia(t)
 	// A free UDP port for the seeder.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

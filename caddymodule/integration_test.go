@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -66,22 +68,25 @@ func dialTracker(t *testing.T, path string) *websocket.Conn {
 	return nil
 }
 
+// demoMedia returns the absolute path of testdata/media, which holds the
+// demo stream.
+func demoMedia(t *testing.T) string {
+	t.Helper()
+	media, err := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(media, "demo", "master.m3u8")); err != nil {
+		t.Fatal(err)
+	}
+	return media
+}
+
+// announceAndRead announces peerA in the test swarm on ws and returns the
+// reply.
 func announceAndRead(t *testing.T, ws *websocket.Conn) map[string]any {
 	t.Helper()
-	msg := `{"numwant":5,"event":"started","action":"announce","info_hash":"` + infoHash + `","peer_id":"` + peerA + `","offers":[]}`
-	if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, data, err := ws.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return announceOn(t, ws, infoHash, peerA)
 }
 
 func getAdmin(t *testing.T, path string) string {

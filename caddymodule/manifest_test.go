@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -43,19 +42,11 @@ func httpDo(t *testing.T, method, path string, hdr map[string]string) (*http.Res
 	return resp, b
 }
 
+// announceFor announces a fresh viewer in swarm ih on a new socket and
+// returns the reply.
 func announceFor(t *testing.T, ih string) map[string]any {
 	t.Helper()
-	ws := dialTracker(t, "/announce")
-	msg := `{"numwant":5,"event":"started","action":"announce","info_hash":"` + ih + `","peer_id":"-PM0203-manifesttst1","offers":[]}`
-	ws.WriteMessage(1, []byte(msg))
-	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, data, err := ws.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	json.Unmarshal(data, &m)
-	return m
+	return announceOn(t, dialTracker(t, "/announce"), ih, "-PM0203-manifesttst1")
 }
 
 // TestManifestHandlerDiscoversAndGuards: file_server + p2p_manifest + the
@@ -67,7 +58,7 @@ func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy")
 	}
-	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	media := demoMedia(t)
 	// The seeder attaches to the tracker in-process.
 	globals := fmt.Sprintf("\tp2p {\n\t\ttracker local\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
 	site := fmt.Sprintf(`:%d {
@@ -332,7 +323,7 @@ func TestManifestHandlerDropsIdleStreams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy")
 	}
-	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	media := demoMedia(t)
 	globals := fmt.Sprintf("\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}\n\tp2p {\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
 	site := fmt.Sprintf(":%d {\n\thandle_path /media/* {\n\t\troot * %s\n\t\tp2p_manifest {\n\t\t\tstream_idle_timeout 1s\n\t\t}\n\t\tfile_server\n\t}\n}\n", httpPort, media)
 	loadCaddyfileGlobals(t, globals, site)
@@ -358,7 +349,7 @@ func TestManifestHandlerIgnoresUnconfiguredHosts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy")
 	}
-	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	media := demoMedia(t)
 	globals := fmt.Sprintf("\tp2p {\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
 	block := fmt.Sprintf("{\n\thandle_path /media/* {\n\t\troot * %s\n\t\tp2p_manifest\n\t\tfile_server\n\t}\n}\n", media)
 	loadCaddyfileGlobals(t, globals, fmt.Sprintf("http://video.localhost:%d %s:%d %s", httpPort, block, httpPort, block))
@@ -391,7 +382,7 @@ func TestManifestHandlerDiscoveriesSurviveReload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy")
 	}
-	media, _ := filepath.Abs(filepath.Join("..", "testdata", "media"))
+	media := demoMedia(t)
 	globals := fmt.Sprintf("\tp2p {\n\t\ttracker local\n\t\tsource file %s {\n\t\t\tstrip_prefix /media\n\t\t}\n\t\twebrtc_listen 127.0.0.1:0\n\t\tinterfaces lo\n\t}\n", media)
 	site := func(header string) string {
 		return fmt.Sprintf(`:%d {
@@ -433,14 +424,7 @@ func TestManifestHandlerDiscoveriesSurviveReload(t *testing.T) {
 		return strings.Contains(getAdmin(t, "/p2p/tracker"), `"info_hash":"`+known+`","info_hash_hex":"`)
 	})
 	// A new viewer (the first one's socket carried over, with its id).
-	ws := dialTracker(t, "/announce")
-	ws.WriteMessage(1, []byte(`{"numwant":5,"event":"started","action":"announce","info_hash":"`+known+`","peer_id":"-PM0203-manifesttst2","offers":[]}`))
-	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, data, err := ws.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(data, []byte("failure reason")) {
-		t.Fatalf("announce after the reload: %s", data)
+	if m := announceOn(t, dialTracker(t, "/announce"), known, "-PM0203-manifesttst2"); m["failure reason"] != nil {
+		t.Fatalf("announce after the reload: %v", m)
 	}
 }

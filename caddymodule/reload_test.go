@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,13 +96,7 @@ func TestRejectedReloadKeepsTrackerSettings(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy")
 	}
-	media, err := filepath.Abs(filepath.Join("..", "testdata", "media"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(media, "demo", "master.m3u8")); err != nil {
-		t.Fatal(err)
-	}
+	media := demoMedia(t)
 	udpAddr, _ := freeUDPAddr(t)
 	// A port another socket holds: the p2p app of a config using it
 	// fails to start.
