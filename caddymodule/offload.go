@@ -113,14 +113,6 @@ func (o *offload) httpBytesTotal() uint64 {
 	return n
 }
 
-// forgottenHTTPBytes returns the HTTP segment bytes of the streams that
-// are no longer seeded.
-func (o *offload) forgottenHTTPBytes() uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.forgotten.bytes
-}
-
 // StreamOffload is one stream's traffic as the admin API and the
 // dashboard show it.
 type StreamOffload struct {

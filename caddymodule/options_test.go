@@ -51,19 +51,27 @@ func TestAppNumberOptions(t *testing.T) {
 		t.Run(tc.option, func(t *testing.T) {
 			a := new(App)
 			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("p2p {\n" + tc.option + "\n}"))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.want(a) {
-				t.Fatalf("parsed into %+v", a)
-			}
+			checkOptionParse(t, err, tc.err, func() bool { return tc.want(a) }, a)
 		})
+	}
+}
+
+// checkOptionParse checks how one Caddyfile option parsed: with an error
+// containing wantErr or, when wantErr is empty, without one and into a
+// module for which ok holds.
+func checkOptionParse(t *testing.T, err error, wantErr string, ok func() bool, parsed any) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one containing %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok() {
+		t.Fatalf("parsed into %+v", parsed)
 	}
 }
 
@@ -103,18 +111,7 @@ func TestTrackerNumberOptions(t *testing.T) {
 		t.Run(tc.option, func(t *testing.T) {
 			h := new(TrackerHandler)
 			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("p2p_tracker {\n" + tc.option + "\n}"))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.want(h) {
-				t.Fatalf("parsed into %+v", h)
-			}
+			checkOptionParse(t, err, tc.err, func() bool { return tc.want(h) }, h)
 		})
 	}
 	// The JSON form gives negative values no meaning either.
@@ -217,8 +214,14 @@ func TestOffloadKeepsForgottenHTTPBytes(t *testing.T) {
 	o.addHTTP("a", 100)
 	o.addHTTP("b", 50)
 	o.forget(map[string]bool{"a": true})
-	if n := o.forgottenHTTPBytes(); n != 50 {
+	o.mu.Lock()
+	n := o.forgotten.bytes
+	o.mu.Unlock()
+	if n != 50 {
 		t.Fatalf("forgotten %d bytes, want 50", n)
+	}
+	if total := o.httpBytesTotal(); total != 150 {
+		t.Fatalf("HTTP bytes counter %d after forgetting a stream, want 150", total)
 	}
 }
 
