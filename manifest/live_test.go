@@ -190,13 +190,10 @@ func livePlaylist(first int, names ...string) []byte {
 	return []byte(b.String())
 }
 
-// TestLiveReturningSegmentURL: a URL that left the playlist and comes back
-// at another media sequence number is a new segment (an origin that
-// recycles segment names). Both integrations forget a segment once it has
-// left (p2p-media-loader-hlsjs 2.3.1 removes every runtime id missing from
-// the new playlist), so they number it afresh, hls.js with its new sn; the
-// retired copy's old ids must not come back with it.
-func TestLiveReturningSegmentURL(t *testing.T) {
+// liveWithADeparture follows a live playlist of a.ts, b.ts, c.ts through a
+// refresh to b.ts, c.ts, d.ts: a.ts has left.
+func liveWithADeparture(t *testing.T) (*Stream, *LiveStream) {
+	t.Helper()
 	p, err := ParseHLS(liveURL, livePlaylist(0, "a.ts", "b.ts", "c.ts"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -206,6 +203,17 @@ func TestLiveReturningSegmentURL(t *testing.T) {
 	if _, err := l.Refresh("", livePlaylist(1, "b.ts", "c.ts", "d.ts")); err != nil {
 		t.Fatal(err)
 	}
+	return s, l
+}
+
+// TestLiveReturningSegmentURL: a URL that left the playlist and comes back
+// at another media sequence number is a new segment (an origin that
+// recycles segment names). Both integrations forget a segment once it has
+// left (p2p-media-loader-hlsjs 2.3.1 removes every runtime id missing from
+// the new playlist), so they number it afresh, hls.js with its new sn; the
+// retired copy's old ids must not come back with it.
+func TestLiveReturningSegmentURL(t *testing.T) {
+	s, l := liveWithADeparture(t)
 	r, err := l.Refresh("", livePlaylist(2, "c.ts", "d.ts", "a.ts"))
 	if err != nil {
 		t.Fatal(err)
@@ -228,15 +236,7 @@ func TestLiveReturningSegmentURL(t *testing.T) {
 // the same segment and keeps its ids; numbering it as new would give shaka
 // an id the current segments already have.
 func TestLiveStalePlaylistCopy(t *testing.T) {
-	p, err := ParseHLS(liveURL, livePlaylist(0, "a.ts", "b.ts", "c.ts"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := p.Streams[0]
-	l := NewLiveStream(p, s)
-	if _, err := l.Refresh("", livePlaylist(1, "b.ts", "c.ts", "d.ts")); err != nil {
-		t.Fatal(err)
-	}
+	s, l := liveWithADeparture(t)
 	r, err := l.Refresh("", livePlaylist(0, "a.ts", "b.ts", "c.ts"))
 	if err != nil {
 		t.Fatal(err)

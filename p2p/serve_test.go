@@ -685,17 +685,25 @@ func TestServeOwnPeerConnectionCloseEndsSession(t *testing.T) {
 // TestServeUploadBudget: sessions sharing a budget of one upload answer a
 // second concurrent request with SegmentAbsent at once, and serve again
 // once the slot is free; the byte rate paces a transfer.
-func TestServeUploadBudget(t *testing.T) {
-	big := serveTestData(8 << 20)
-	small := serveTestData(3000)
-	budget := NewUploadBudget(1, 0)
-	src := serveTestSource(map[int64][]byte{1: big, 2: small})
+// newSlotTakenPair starts two sessions that share a budget of one upload
+// slot and both announce segments 1 (8 MiB) and 2 (3,000 bytes); a's
+// upload of segment 1 (request 100) holds the slot, blocked in the client.
+func newSlotTakenPair(t *testing.T) (budget *UploadBudget, a, b *serveHarness) {
+	t.Helper()
+	budget = NewUploadBudget(1, 0)
+	src := serveTestSource(map[int64][]byte{1: serveTestData(8 << 20), 2: serveTestData(3000)})
 	opts := UploadOptions{HighWaterMark: 256 << 10, LowWaterMark: 64 << 10, Budget: budget}
-	a := newServeHarness(t, src, opts, []int64{1, 2})
-	b := newServeHarness(t, src, opts, []int64{1, 2})
+	a = newServeHarness(t, src, opts, []int64{1, 2})
+	b = newServeHarness(t, src, opts, []int64{1, 2})
 	a.nextCommand()
 	b.nextCommand()
 	a.startBlockedUpload(1, 100)
+	return budget, a, b
+}
+
+func TestServeUploadBudget(t *testing.T) {
+	small := serveTestData(3000)
+	budget, a, b := newSlotTakenPair(t)
 	b.send(SegmentRequest{ID: 2, RequestID: 1})
 	if c, ok := b.nextCommand().(SegmentAbsent); !ok || c.RequestID != 1 {
 		t.Fatalf("over budget: got %#v, want SegmentAbsent", c)
@@ -730,14 +738,7 @@ func TestServeUploadBudget(t *testing.T) {
 // Absent: the session announces its list again reannounceAfterAbsent
 // later. An Absent for an id it never announced changes nothing.
 func TestServeReannouncesAfterAbsent(t *testing.T) {
-	budget := NewUploadBudget(1, 0)
-	src := serveTestSource(map[int64][]byte{1: serveTestData(8 << 20), 2: serveTestData(3000)})
-	opts := UploadOptions{HighWaterMark: 256 << 10, LowWaterMark: 64 << 10, Budget: budget}
-	a := newServeHarness(t, src, opts, []int64{1, 2})
-	b := newServeHarness(t, src, opts, []int64{1, 2})
-	a.nextCommand()
-	b.nextCommand()
-	a.startBlockedUpload(1, 100)
+	_, a, b := newSlotTakenPair(t)
 	defer a.unblock()
 
 	b.send(SegmentRequest{ID: 7, RequestID: 1}) // never announced
