@@ -632,7 +632,7 @@ func (c *conn) scrape(req *request, cfg *Config) {
 	}
 	var files []ScrapeEntry
 	if all {
-		for _, e := range t.swarms.ScrapeAll(cfg.ScrapeAllLimit) {
+		for _, e := range t.scrapeAll(cfg.ScrapeAllLimit) {
 			if allowed(e.InfoHash) == nil {
 				files = append(files, e)
 			}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -95,18 +94,7 @@ type Swarms interface {
 type MemorySwarms struct {
 	seed   maphash.Seed
 	shards [64]swarmShard
-
-	// The last ScrapeAll answer, reused for scrapeAllReuse: listing
-	// every swarm is the one request whose cost grows with the
-	// tracker, and clients may send it at their full message rate.
-	allMu    sync.Mutex
-	allAt    time.Time
-	allLimit int
-	all      []ScrapeEntry
 }
-
-// scrapeAllReuse is how long a ScrapeAll answer is served again.
-const scrapeAllReuse = time.Second
 
 type swarmShard struct {
 	mu     sync.Mutex
@@ -337,26 +325,8 @@ func (m *MemorySwarms) Scrape(infoHash string) (ScrapeEntry, bool) {
 	return ScrapeEntry{InfoHash: infoHash, Complete: c.Complete, Incomplete: c.Incomplete, Downloaded: s.downloaded}, true
 }
 
-// ScrapeAll implements Swarms. The answer may be up to a second old, and
-// the caller must not modify it.
+// ScrapeAll implements Swarms.
 func (m *MemorySwarms) ScrapeAll(limit int) []ScrapeEntry {
-	m.allMu.Lock()
-	defer m.allMu.Unlock()
-	// A fresh answer to a larger limit holds the answer to a smaller
-	// one (limit < 0 means no limit).
-	covers := m.allLimit < 0 || (limit >= 0 && limit <= m.allLimit)
-	if now := time.Now(); !covers || now.Sub(m.allAt) >= scrapeAllReuse {
-		// A copy: the full list may be far longer than limit.
-		m.all, m.allAt, m.allLimit = slices.Clone(m.scrapeAll(limit)), now, limit
-	}
-	if limit >= 0 && len(m.all) > limit {
-		return m.all[:limit:limit]
-	}
-	return m.all
-}
-
-// scrapeAll lists up to limit swarms, largest first.
-func (m *MemorySwarms) scrapeAll(limit int) []ScrapeEntry {
 	var out []ScrapeEntry
 	for i := range m.shards {
 		sh := &m.shards[i]

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -111,7 +112,39 @@ type Tracker struct {
 	perIP  map[string]int
 	closed bool
 
+	// The last answer to a client's scrape of all swarms, reused for
+	// scrapeAllReuse: listing every swarm is the one request whose cost
+	// grows with the tracker, and clients may send it at their full
+	// message rate.
+	allMu    sync.Mutex
+	allAt    time.Time
+	allLimit int
+	all      []ScrapeEntry
+
 	stats counters
+}
+
+// scrapeAllReuse is how long an answer to a scrape of all swarms is
+// served again.
+const scrapeAllReuse = time.Second
+
+// scrapeAll returns the swarms.ScrapeAll answer for clients: up to limit
+// swarms, largest first, up to scrapeAllReuse old. The caller must not
+// modify it.
+func (t *Tracker) scrapeAll(limit int) []ScrapeEntry {
+	t.allMu.Lock()
+	defer t.allMu.Unlock()
+	// A fresh answer to a larger limit holds the answer to a smaller
+	// one (limit < 0 means no limit).
+	covers := t.allLimit < 0 || (limit >= 0 && limit <= t.allLimit)
+	if now := time.Now(); !covers || now.Sub(t.allAt) >= scrapeAllReuse {
+		// A copy: a Swarms may return a slice of a far longer list.
+		t.all, t.allAt, t.allLimit = slices.Clone(t.swarms.ScrapeAll(limit)), now, limit
+	}
+	if limit >= 0 && len(t.all) > limit {
+		return t.all[:limit:limit]
+	}
+	return t.all
 }
 
 // New returns a running Tracker; call Close to stop it.

@@ -640,22 +640,27 @@ func TestFrameSplitAcrossReads(t *testing.T) {
 	}
 }
 
-// A scrape of all swarms is computed at most once a second: listing every
-// swarm is the one request whose cost grows with the tracker.
+// A client's scrape of all swarms is computed at most once a second:
+// listing every swarm is the one request whose cost grows with the tracker.
 func TestScrapeAllReused(t *testing.T) {
-	m := NewMemorySwarms()
+	tr, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	m := tr.Swarms()
 	var ep discardEndpoint
 	m.Announce("AAAAAAAAAAAAAAAAAAAA", "-PM0203-aaaaaaaaaaaa", ep, false, false, time.Now())
-	first := m.ScrapeAll(10)
+	first := tr.scrapeAll(10)
 	m.Announce("BBBBBBBBBBBBBBBBBBBB", "-PM0203-bbbbbbbbbbbb", ep, false, false, time.Now())
-	if again := m.ScrapeAll(10); len(again) != 1 || &again[0] != &first[0] {
+	if again := tr.scrapeAll(10); len(again) != 1 || &again[0] != &first[0] {
 		t.Fatalf("a second scrape within a second was computed again: %v", again)
 	}
-	if one := m.ScrapeAll(1); len(one) != 1 || cap(one) != 1 {
+	if one := tr.scrapeAll(1); len(one) != 1 || cap(one) != 1 {
 		t.Fatalf("a smaller limit from the same answer: len %d cap %d, want 1 and 1", len(one), cap(one))
 	}
 	time.Sleep(scrapeAllReuse)
-	if later := m.ScrapeAll(10); len(later) != 2 {
+	if later := tr.scrapeAll(10); len(later) != 2 {
 		t.Fatalf("a scrape a second later lists %d swarms, want 2", len(later))
 	}
 	// The kept answer holds limit entries, not every swarm.
@@ -663,8 +668,8 @@ func TestScrapeAllReused(t *testing.T) {
 		m.Announce(fmt.Sprintf("%020d", i), "-PM0203-cccccccccccc", ep, false, false, time.Now())
 	}
 	time.Sleep(scrapeAllReuse)
-	if got := m.ScrapeAll(10); len(got) != 10 || cap(m.all) != 10 {
-		t.Fatalf("the kept answer: len %d, cap %d of the array kept, want 10 and 10", len(got), cap(m.all))
+	if got := tr.scrapeAll(10); len(got) != 10 || cap(tr.all) != 10 {
+		t.Fatalf("the kept answer: len %d, cap %d of the array kept, want 10 and 10", len(got), cap(tr.all))
 	}
 }
 
