@@ -82,6 +82,23 @@ func demoMedia(t *testing.T) string {
 	return media
 }
 
+// expectGoingAway reads ws until it ends, which must be with a close frame
+// of code 1001 (going away); what names the socket in the failure.
+func expectGoingAway(t *testing.T, ws *websocket.Conn, what string) {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			t.Fatalf("%s ended with %v, want close 1001", what, err)
+		}
+		return
+	}
+}
+
 // announceAndRead announces peerA in the test swarm on ws and returns the
 // reply.
 func announceAndRead(t *testing.T, ws *websocket.Conn) map[string]any {
@@ -187,17 +204,7 @@ func TestTrackerInCaddy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*websocket.Conn{ws, ws2} {
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		for {
-			_, _, err := c.ReadMessage()
-			if err == nil {
-				continue
-			}
-			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-				t.Fatalf("socket ended with %v, want close 1001", err)
-			}
-			break
-		}
+		expectGoingAway(t, c, "socket")
 		c.Close()
 	}
 	deadline := time.Now().Add(5 * time.Second)

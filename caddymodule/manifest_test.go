@@ -42,6 +42,19 @@ func httpDo(t *testing.T, method, path string, hdr map[string]string) (*http.Res
 	return resp, b
 }
 
+// demoPlayerSwarm returns the URL under which a player on this site loads
+// the demo stream from media (served at /media/) and the info hash of its
+// first hls.js swarm.
+func demoPlayerSwarm(t *testing.T, media string) (player, infoHash string) {
+	t.Helper()
+	player = fmt.Sprintf("http://127.0.0.1:%d/media/demo/master.m3u8", httpPort)
+	p, err := manifest.Load(context.Background(), player, seeder.FileSource{Root: media, StripPrefix: "/media"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return player, string(p.Streams[0].Swarms[manifest.HLSJS].InfoHash)
+}
+
 // announceFor announces a fresh viewer in swarm ih on a new socket and
 // returns the reply.
 func announceFor(t *testing.T, ih string) map[string]any {
@@ -76,12 +89,7 @@ func TestManifestHandlerDiscoversAndGuards(t *testing.T) {
 	loadCaddyfileGlobals(t, globals, site)
 	defer caddy.Stop()
 
-	player := fmt.Sprintf("http://127.0.0.1:%d/media/demo/master.m3u8", httpPort)
-	p, err := manifest.Load(context.Background(), player, seeder.FileSource{Root: media, StripPrefix: "/media"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := string(p.Streams[0].Swarms[manifest.HLSJS].InfoHash)
+	player, known := demoPlayerSwarm(t, media)
 
 	// Before the playlist is served the swarm is unknown.
 	if m := announceFor(t, known); m["failure reason"] == nil {
@@ -400,12 +408,7 @@ func TestManifestHandlerDiscoveriesSurviveReload(t *testing.T) {
 	}
 	loadCaddyfileGlobals(t, globals, site("X-Config one"))
 	defer caddy.Stop()
-	player := fmt.Sprintf("http://127.0.0.1:%d/media/demo/master.m3u8", httpPort)
-	p, err := manifest.Load(context.Background(), player, seeder.FileSource{Root: media, StripPrefix: "/media"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := string(p.Streams[0].Swarms[manifest.HLSJS].InfoHash)
+	player, known := demoPlayerSwarm(t, media)
 	if resp, _ := httpDo(t, "GET", "/media/demo/master.m3u8", nil); resp.StatusCode != 200 {
 		t.Fatalf("master: %d", resp.StatusCode)
 	}

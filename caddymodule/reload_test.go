@@ -213,17 +213,7 @@ func TestTrackerNameSharedBySites(t *testing.T) {
 	if r := announceOn(t, open, otherInfoHash, peerB); r["failure reason"] != nil {
 		t.Fatalf("after the reload, the unchanged site's socket: %v", r)
 	}
-	strict.SetReadDeadline(time.Now().Add(3 * time.Second))
-	for {
-		_, _, err := strict.ReadMessage()
-		if err == nil {
-			continue
-		}
-		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-			t.Fatalf("the changed site's socket ended with %v, want close 1001", err)
-		}
-		break
-	}
+	expectGoingAway(t, strict, "the changed site's socket")
 	strict = dialPort(t, httpPort)
 	if r := announceOn(t, strict, infoHash, peerA); r["failure reason"] == nil {
 		t.Fatalf("the new allow_list let the old swarm in: %v", r)
