@@ -42,8 +42,12 @@ const (
 	// pauses.
 	DefaultHighWaterMark = 1 << 20
 	// DefaultLowWaterMark is the BufferedAmountLowThreshold at which a
-	// paused upload resumes.
+	// paused upload resumes when the window is fixed.
 	DefaultLowWaterMark = 256 << 10
+	// DefaultMinHighWaterMark is the smallest send window: half a 64 KiB
+	// chunk, which still gave full throughput on loopback
+	// (p2p/uploadbench).
+	DefaultMinHighWaterMark = 32 << 10
 	// DefaultStallTimeout is how long an upload may stay paused by flow
 	// control before it is abandoned. The browser itself gives up after
 	// 2 s without bytes, so an upload stalled far longer has no reader.
@@ -67,11 +71,22 @@ type UploadOptions struct {
 	// LookupTimeout bounds each SegmentSource lookup; after it the request
 	// is answered with SegmentAbsent. Default DefaultLookupTimeout.
 	LookupTimeout time.Duration
-	// HighWaterMark and LowWaterMark drive flow control: sending pauses
-	// while BufferedAmount exceeds HighWaterMark and resumes when it falls
-	// to LowWaterMark. Defaults DefaultHighWaterMark and
+	// HighWaterMark is the most an upload keeps buffered in the data
+	// channel: sending pauses while BufferedAmount exceeds the window and
+	// resumes at a quarter of it. The window moves between
+	// MinHighWaterMark and HighWaterMark with the association's smoothed
+	// round-trip time (see SendWindow): it shrinks while that exceeds the
+	// lowest seen by more than QueueDelayTarget, and grows back while it
+	// does not. A buffered amount above HighWaterMark also holds back
+	// announcements and Absent replies to a peer that does not read.
+	// Defaults DefaultHighWaterMark, DefaultMinHighWaterMark and
+	// DefaultQueueDelayTarget.
+	HighWaterMark, MinHighWaterMark uint64
+	QueueDelayTarget                time.Duration
+	// LowWaterMark is where a paused upload resumes when the window is
+	// fixed (MinHighWaterMark >= HighWaterMark). Default
 	// DefaultLowWaterMark.
-	HighWaterMark, LowWaterMark uint64
+	LowWaterMark uint64
 	// StallTimeout abandons an upload that flow control has kept paused
 	// this long. Default DefaultStallTimeout.
 	StallTimeout time.Duration
@@ -106,6 +121,9 @@ func (o UploadOptions) withDefaults() UploadOptions {
 	}
 	if o.LowWaterMark == 0 {
 		o.LowWaterMark = DefaultLowWaterMark
+	}
+	if o.MinHighWaterMark == 0 {
+		o.MinHighWaterMark = DefaultMinHighWaterMark
 	}
 	if o.LowWaterMark > o.HighWaterMark {
 		o.LowWaterMark = o.HighWaterMark
@@ -214,6 +232,12 @@ type UploadSession struct {
 	pending *SegmentRequest
 	current *activeUpload
 
+	window     *SendWindow   // used by the run goroutine only
+	windowHigh atomic.Uint64 // window.HighWater(), for SendWindow
+	// sent counts every byte handed to the data channel, so that sent
+	// minus BufferedAmount is what the peer has acknowledged.
+	sent atomic.Uint64
+
 	stats uploadCounters
 }
 
@@ -242,9 +266,11 @@ func NewUploadSession(dc *webrtc.DataChannel, src SegmentSource, ids []int64, op
 		lowWater: make(chan struct{}, 1),
 		joiner:   NewJoiner(opts.MaxCommandSize),
 		tokens:   float64(opts.RequestBurst),
+		window:   NewSendWindow(opts.MinHighWaterMark, opts.HighWaterMark, opts.LowWaterMark),
 	}
 	s.announced, _ = BuildAnnouncement(ids, nil)
-	dc.SetBufferedAmountLowThreshold(opts.LowWaterMark)
+	s.windowHigh.Store(s.window.HighWater())
+	dc.SetBufferedAmountLowThreshold(s.window.LowWater())
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case s.lowWater <- struct{}{}:
@@ -345,12 +371,20 @@ func (s *UploadSession) sendCommand(cmd Command) error {
 		return fmt.Errorf("encode %v: %w", cmd.Type(), err)
 	}
 	for _, f := range frames {
+		s.sent.Add(uint64(len(f)))
 		if err := s.dc.Send(f); err != nil {
 			s.stats.sendErrors.Add(1)
 			return fmt.Errorf("send %v: %w", cmd.Type(), err)
 		}
 	}
 	return nil
+}
+
+// acked reports how many bytes handed to the channel the peer has
+// acknowledged.
+func (s *UploadSession) acked() uint64 {
+	sent, buffered := s.sent.Load(), s.dc.BufferedAmount()
+	return sent - min(sent, buffered)
 }
 
 // handleMessage runs on pion's read loop for every incoming message. It
@@ -586,6 +620,7 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 		return s.sendAbsent(ctx, req) && s.announces(req.ID)
 	}
 	payload := data[req.ByteFrom:]
+	s.window.Start(time.Now(), s.acked())
 	header := SegmentData{ID: req.ID, Size: int64(len(payload)), RequestID: req.RequestID}
 	if err := s.sendCommand(header); err != nil {
 		s.cancel()
@@ -596,11 +631,12 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 			s.stats.aborted.Add(1)
 			return
 		}
-		n := NextChunk(payload, s.opts.MaxMessageSize)
+		n := NextChunk(payload, s.window.MessageLimit(s.dc.BufferedAmount(), s.opts.MaxMessageSize))
 		if err := s.opts.Budget.WaitBytes(ctx, n); err != nil {
 			s.stats.aborted.Add(1)
 			return
 		}
+		s.sent.Add(uint64(n))
 		if err := s.dc.Send(payload[:n]); err != nil {
 			s.stats.sendErrors.Add(1)
 			s.stats.aborted.Add(1)
@@ -646,19 +682,21 @@ func (s *UploadSession) sendAbsent(ctx context.Context, req SegmentRequest) bool
 // errStalled reports an upload abandoned by flow control.
 var errStalled = errors.New("upload stalled by flow control")
 
-// waitForRoom blocks while the channel's BufferedAmount is above the high
-// water mark, until it drains, ctx ends or the stall timeout passes.
+// waitForRoom blocks while the channel's BufferedAmount is above the send
+// window, until it drains, ctx ends or the stall timeout passes. After a
+// pause it resizes the window.
 func (s *UploadSession) waitForRoom(ctx context.Context) error {
-	if s.dc.BufferedAmount() <= s.opts.HighWaterMark {
+	if s.dc.BufferedAmount() <= s.window.HighWater() {
 		return ctx.Err()
 	}
+	defer s.resizeWindow()
 	stall := time.NewTimer(s.opts.StallTimeout)
 	defer stall.Stop()
 	// The poll guards against a low-water event that pion skips, for
 	// example when the amount drains while the handler is being set.
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
-	for s.dc.BufferedAmount() > s.opts.HighWaterMark {
+	for s.dc.BufferedAmount() > s.window.HighWater() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -670,3 +708,18 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// resizeWindow feeds the bytes acknowledged so far and the association's
+// smoothed round-trip time to the send window, and moves the low-water
+// threshold with it.
+func (s *UploadSession) resizeWindow() {
+	srtt := time.Duration(s.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
+	if s.window.Observe(time.Now(), s.acked(), srtt) {
+		s.windowHigh.Store(s.window.HighWater())
+		s.dc.SetBufferedAmountLowThreshold(s.window.LowWater())
+	}
+}
+
+// SendWindow reports the session's current send window: the bytes an
+// upload keeps buffered in the channel at most (see SendWindow).
+func (s *UploadSession) SendWindow() uint64 { return s.windowHigh.Load() }

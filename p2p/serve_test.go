@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/transport/v4/vnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -70,8 +73,13 @@ func newServeAPI() *webrtc.API {
 // opts, and announces ids before the channel opens.
 func newServeHarness(t testing.TB, src SegmentSource, opts UploadOptions, ids []int64) *serveHarness {
 	t.Helper()
+	return newServeHarnessOn(t, newServeAPI(), src, opts, ids)
+}
+
+// newServeHarnessOn is newServeHarness with both peers made by api.
+func newServeHarnessOn(t testing.TB, api *webrtc.API, src SegmentSource, opts UploadOptions, ids []int64) *serveHarness {
+	t.Helper()
 	h := &serveHarness{t: t, msgs: make(chan []byte, 8192), release: make(chan struct{})}
-	api := newServeAPI()
 	var err error
 	if h.client, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatalf("client pc: %v", err)
@@ -480,7 +488,10 @@ func TestServeHostileInput(t *testing.T) {
 // list is kept, and it goes out once the peer reads again.
 func TestServeAnnounceToSlowReader(t *testing.T) {
 	const size = 12 << 20
-	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: serveTestData(size)}), UploadOptions{}, []int64{1})
+	// A fixed window, so that the stalled upload fills the buffer to
+	// HighWaterMark, where announcements are held back.
+	opts := UploadOptions{MinHighWaterMark: DefaultHighWaterMark}
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: serveTestData(size)}), opts, []int64{1})
 	h.nextCommand()
 	h.startBlockedUpload(1, 5)
 	// The peer's receive window fills first; then our buffer stays full.
@@ -601,6 +612,76 @@ func TestServeSlowReader(t *testing.T) {
 	}
 	if n != size-DefaultMaxMessageSize {
 		t.Fatalf("received %d bytes after the first chunk, want %d", n, size-DefaultMaxMessageSize)
+	}
+}
+
+// The session sizes its send window from what the upload shows: after a
+// large segment the window has moved from where it started, within its
+// bounds, and every byte arrived.
+func TestServeSendWindowMoves(t *testing.T) {
+	const size = 12 << 20
+	data := serveTestData(size)
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: data}), UploadOptions{}, []int64{1})
+	h.nextCommand()
+	start := h.sess.SendWindow()
+	if start != DefaultHighWaterMark/4 {
+		t.Fatalf("window starts at %d, want %d", start, DefaultHighWaterMark/4)
+	}
+	h.send(SegmentRequest{ID: 1, RequestID: 1})
+	if got, _ := h.receiveSegment(1, 1); !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes, want the %d-byte segment", len(got), size)
+	}
+	w := h.sess.SendWindow()
+	t.Logf("send window after a %d-byte upload on loopback: %d", size, w)
+	if w == start || w < DefaultMinHighWaterMark || w > DefaultHighWaterMark {
+		t.Fatalf("window %d after the upload: want it moved from %d, within %d..%d",
+			w, start, DefaultMinHighWaterMark, DefaultHighWaterMark)
+	}
+}
+
+// On a path with a long round trip the window grows beyond where it
+// starts, so that a single peer is not held to window/RTT: pion's virtual
+// network delays every packet by 25 ms each way.
+func TestServeSendWindowGrowsOnALongPath(t *testing.T) {
+	router, err := vnet.NewRouter(&vnet.RouterConfig{
+		CIDR: "10.0.0.0/24", MinDelay: 25 * time.Millisecond, LoggerFactory: logging.NewDefaultLoggerFactory(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One Net for both peers: each packet still crosses the router.
+	vn, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"10.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := router.AddNet(vn); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Stop() })
+	var se webrtc.SettingEngine
+	se.SetNet(vn)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetSCTPRTOMax(500 * time.Millisecond)
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
+
+	const size = 8 << 20
+	data := serveTestData(size)
+	h := newServeHarnessOn(t, api, serveTestSource(map[int64][]byte{1: data}), UploadOptions{}, []int64{1})
+	h.nextCommand()
+	start := h.sess.SendWindow()
+	began := time.Now()
+	h.send(SegmentRequest{ID: 1, RequestID: 1})
+	if got, _ := h.receiveSegment(1, 1); !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes, want the %d-byte segment", len(got), size)
+	}
+	w := h.sess.SendWindow()
+	t.Logf("50 ms round trip: %d bytes in %v, window %d -> %d", size, time.Since(began), start, w)
+	if w < 2*start {
+		t.Fatalf("window %d after %d bytes over a 50 ms round trip, want it grown from %d to at least %d",
+			w, size, start, 2*start)
 	}
 }
 

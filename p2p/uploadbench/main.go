@@ -35,8 +35,10 @@
 //     SegmentDataSendingCompleted as the browser does, and asks again;
 //   - raw: each client sends a one-byte request and the server writes the
 //     same segment in 65535-byte messages with the same BufferedAmount
-//     flow control (p2p.DefaultHighWaterMark and DefaultLowWaterMark),
-//     and nothing else.
+//     flow control (a p2p.SendWindow sized as the UploadSession's, or with
+//     -raw-window fixed a fixed window of -high-water bytes resuming at
+//     -low-water, the flow control the seeder had before its window), and
+//     nothing else.
 //
 // Each peer keeps one request in flight, as a browser does per connection,
 // and by default asks again as soon as a segment is complete, which loads
@@ -108,6 +110,10 @@ type options struct {
 	quick      bool
 	json       bool
 	cpuprofile string
+	highWater  int
+	lowWater   int
+	minHigh    int
+	rawWindow  string
 }
 
 func parseFlags() options {
@@ -125,6 +131,10 @@ func parseFlags() options {
 	flag.BoolVar(&o.plainMux, "plain-mux", false, "serve through pion's plain ICE UDP mux instead of the seeder's (seeder.NewUDPMux, which yields the processor every few packets)")
 	flag.BoolVar(&o.inproc, "inproc", false, "run the clients in this process (CPU and memory figures then include them)")
 	flag.BoolVar(&o.quick, "quick", false, "CI smoke run: 2 peers, 3 s per mode, 20 idle peers")
+	flag.IntVar(&o.highWater, "high-water", p2p.DefaultHighWaterMark, "largest send window, in bytes buffered in a data channel (UploadOptions.HighWaterMark)")
+	flag.IntVar(&o.minHigh, "min-high-water", p2p.DefaultMinHighWaterMark, "smallest send window (UploadOptions.MinHighWaterMark); at -high-water or more the window is fixed")
+	flag.IntVar(&o.lowWater, "low-water", p2p.DefaultLowWaterMark, "bytes buffered at which a fixed window resumes sending (UploadOptions.LowWaterMark)")
+	flag.StringVar(&o.rawWindow, "raw-window", "same", "raw mode's flow control: same (the seeder's send window) or fixed (-high-water, resuming at -low-water)")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each mode's first measured interval to this path, with the mode inserted before the extension")
 	flag.Parse()
@@ -161,6 +171,10 @@ func (o options) validate() error {
 		return errors.New("-idle must not be negative and -rounds must be at least 1")
 	case o.gap < 0:
 		return errors.New("-gap must not be negative")
+	case o.lowWater < 1 || o.minHigh < 1 || o.highWater < o.lowWater:
+		return errors.New("-low-water and -min-high-water must be at least 1, and -high-water at least -low-water")
+	case o.rawWindow != "same" && o.rawWindow != "fixed":
+		return fmt.Errorf("-raw-window %q: want same or fixed", o.rawWindow)
 	}
 	return nil
 }
@@ -211,7 +225,12 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 	}
 
 	segs := makeSegments(o.segments, o.size)
-	srv, err := newServer(segs, p2p.UploadOptions{MaxRequestsPerSecond: o.maxRPS}, !o.plainMux)
+	srv, err := newServer(segs, p2p.UploadOptions{
+		MaxRequestsPerSecond: o.maxRPS,
+		HighWaterMark:        uint64(o.highWater),
+		MinHighWaterMark:     uint64(o.minHigh),
+		LowWaterMark:         uint64(o.lowWater),
+	}, !o.plainMux, o.rawWindow == "fixed")
 	if err != nil {
 		return rep, err
 	}

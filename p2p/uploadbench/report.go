@@ -62,7 +62,9 @@ type config struct {
 	SCTPRTOMaxMS         int64   `json:"sctp_rto_max_ms"`
 	MessageBytes         int     `json:"message_bytes"`
 	HighWaterMark        int     `json:"high_water_mark"`
+	MinHighWaterMark     int     `json:"min_high_water_mark"`
 	LowWaterMark         int     `json:"low_water_mark"`
+	RawWindow            string  `json:"raw_window"`
 	MaxRequestsPerSecond float64 `json:"max_requests_per_second"`
 	PionWebRTC           string  `json:"pion_webrtc"`
 	GoVersion            string  `json:"go_version"`
@@ -187,8 +189,10 @@ func newReport(o options) *report {
 			SCTPMaxMessageSize:   sctpMaxMessageSize,
 			SCTPRTOMaxMS:         sctpRTOMax.Milliseconds(),
 			MessageBytes:         p2p.DefaultMaxMessageSize,
-			HighWaterMark:        p2p.DefaultHighWaterMark,
-			LowWaterMark:         p2p.DefaultLowWaterMark,
+			HighWaterMark:        o.highWater,
+			MinHighWaterMark:     o.minHigh,
+			LowWaterMark:         o.lowWater,
+			RawWindow:            o.rawWindow,
 			MaxRequestsPerSecond: o.maxRPS,
 			GoVersion:            runtime.Version(),
 			CPUs:                 runtime.NumCPU(),
@@ -376,8 +380,16 @@ func (r *report) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %d peers, one server UDP socket %s via %s (SO_RCVBUF %d, SO_SNDBUF %d); %s\n",
 		c.Peers, c.ServerAddr, c.ServerMux, c.SocketRcvbuf, c.SocketSndbuf, clients)
-	fmt.Fprintf(w, "  %d segments x %d B; %d-byte messages; flow control high %d / low %d B; rate cap %g req/s\n",
-		c.Segments, c.SegmentBytes, c.MessageBytes, c.HighWaterMark, c.LowWaterMark, c.MaxRequestsPerSecond)
+	window := fmt.Sprintf("send window %d-%d B", c.MinHighWaterMark, c.HighWaterMark)
+	if c.MinHighWaterMark >= c.HighWaterMark {
+		window = fmt.Sprintf("fixed send window %d B, resuming at %d B", c.HighWaterMark, c.LowWaterMark)
+	}
+	rawWindow := "the same"
+	if c.RawWindow == "fixed" {
+		rawWindow = fmt.Sprintf("fixed at %d B, resuming at %d B", c.HighWaterMark, c.LowWaterMark)
+	}
+	fmt.Fprintf(w, "  %d segments x %d B; %d-byte messages; %s, raw mode's %s; rate cap %g req/s\n",
+		c.Segments, c.SegmentBytes, c.MessageBytes, window, rawWindow, c.MaxRequestsPerSecond)
 	fmt.Fprintf(w, "  SCTP max-message-size %d, RTO max %d ms, mDNS off; warm-up %gs, measured %gs per mode per round, %d round(s) in alternating order\n",
 		c.SCTPMaxMessageSize, c.SCTPRTOMaxMS, c.WarmupSeconds, c.DurationSeconds, c.Rounds)
 	pacing := "back to back (saturating load)"

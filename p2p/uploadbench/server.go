@@ -25,9 +25,22 @@ type server struct {
 	ids  []int64
 	src  p2p.SegmentSource
 	opts p2p.UploadOptions
+	// rawFixed fixes the raw senders' window at opts.HighWaterMark,
+	// resuming at opts.LowWaterMark; otherwise they size it as the
+	// UploadSessions do.
+	rawFixed bool
 
 	mu     sync.Mutex
 	groups map[string][]*serverPeer
+}
+
+// rawWindow returns the flow control of a new raw sender.
+func (s *server) rawWindow() *p2p.SendWindow {
+	minHigh := s.opts.MinHighWaterMark
+	if s.rawFixed {
+		minHigh = s.opts.HighWaterMark
+	}
+	return p2p.NewSendWindow(minHigh, s.opts.HighWaterMark, s.opts.LowWaterMark)
 }
 
 // serverPeer is one PeerConnection of the server and what runs on it.
@@ -42,7 +55,7 @@ type serverPeer struct {
 
 // newServer opens the server's UDP mux and prepares segs for serving; the
 // segment with external id i is segs[i].
-func newServer(segs [][]byte, opts p2p.UploadOptions, seederMux bool) (*server, error) {
+func newServer(segs [][]byte, opts p2p.UploadOptions, seederMux, rawFixed bool) (*server, error) {
 	mux, err := newMuxAPI(seederMux)
 	if err != nil {
 		return nil, err
@@ -61,7 +74,7 @@ func newServer(segs [][]byte, opts p2p.UploadOptions, seederMux bool) (*server, 
 		data, err := cache.Get(ctx, strconv.FormatInt(id, 10), func(context.Context) ([]byte, error) { return segs[id], nil })
 		return data, err == nil, err
 	})
-	return &server{mux: mux, segs: segs, ids: ids, src: src, opts: opts, groups: map[string][]*serverPeer{}}, nil
+	return &server{mux: mux, segs: segs, ids: ids, src: src, opts: opts, rawFixed: rawFixed, groups: map[string][]*serverPeer{}}, nil
 }
 
 // answer creates a PeerConnection for offer, in group, and returns its
@@ -89,8 +102,16 @@ func (s *server) answer(group string, offer webrtc.SessionDescription) (webrtc.S
 		if p.closed {
 			return
 		}
+		if os.Getenv("UB_SRTT") != "" && len(p.raws)+len(p.sessions) == 0 {
+			go func() {
+				for range time.Tick(500 * time.Millisecond) {
+					st := pc.SCTP().Stats()
+					fmt.Fprintf(os.Stderr, "SRTT %.1f ms cwnd %d rwnd %d buffered %d\n", st.SmoothedRoundTripTime*1000, st.CongestionWindow, st.ReceiverWindow, dc.BufferedAmount())
+				}
+			}()
+		}
 		if dc.Label() == rawLabel {
-			p.raws = append(p.raws, newRawSender(dc, s.segs))
+			p.raws = append(p.raws, newRawSender(dc, s.segs, s.rawWindow()))
 			return
 		}
 		sess, err := p2p.NewUploadSession(dc, s.src, s.ids, s.opts)
@@ -199,8 +220,10 @@ func (s *server) sessionStats(group string) p2p.UploadStats {
 // UploadSession, and nothing else: no framing, no header, no completion,
 // no rate cap, no cancellation.
 type rawSender struct {
-	dc   *webrtc.DataChannel
-	segs [][]byte
+	dc     *webrtc.DataChannel
+	segs   [][]byte
+	window *p2p.SendWindow // the UploadSession's flow control
+	sent   uint64          // bytes handed to dc
 
 	req      chan int      // the pending request (capacity 1)
 	lowWater chan struct{} // BufferedAmount fell to the low mark (capacity 1)
@@ -212,16 +235,17 @@ type rawSender struct {
 	bytesSent atomic.Uint64
 }
 
-func newRawSender(dc *webrtc.DataChannel, segs [][]byte) *rawSender {
+func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow) *rawSender {
 	r := &rawSender{
 		dc:       dc,
 		segs:     segs,
+		window:   window,
 		req:      make(chan int, 1),
 		lowWater: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	dc.SetBufferedAmountLowThreshold(p2p.DefaultLowWaterMark)
+	dc.SetBufferedAmountLowThreshold(window.LowWater())
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case r.lowWater <- struct{}{}:
@@ -243,6 +267,10 @@ func newRawSender(dc *webrtc.DataChannel, segs [][]byte) *rawSender {
 	go r.run()
 	return r
 }
+
+// acked reports the bytes handed to the channel that the client has
+// acknowledged.
+func (r *rawSender) acked() uint64 { return r.sent - min(r.sent, r.dc.BufferedAmount()) }
 
 func (r *rawSender) halt() { r.stopOnce.Do(func() { close(r.stop) }) }
 
@@ -274,18 +302,25 @@ func (r *rawSender) run() {
 // chunk's way out. Copying that one message costs next to nothing.
 func (r *rawSender) send(payload []byte) bool {
 	first := true
+	r.window.Start(time.Now(), r.acked())
 	for len(payload) > 0 {
-		for r.dc.BufferedAmount() > p2p.DefaultHighWaterMark {
-			// The timeout guards against a low-water event that
-			// pion skips, as the UploadSession's poll does.
-			select {
-			case <-r.stop:
-				return false
-			case <-r.lowWater:
-			case <-time.After(250 * time.Millisecond):
+		if r.dc.BufferedAmount() > r.window.HighWater() {
+			for r.dc.BufferedAmount() > r.window.HighWater() {
+				// The timeout guards against a low-water event that
+				// pion skips, as the UploadSession's poll does.
+				select {
+				case <-r.stop:
+					return false
+				case <-r.lowWater:
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+			srtt := time.Duration(r.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
+			if r.window.Observe(time.Now(), r.acked(), srtt) {
+				r.dc.SetBufferedAmountLowThreshold(r.window.LowWater())
 			}
 		}
-		n := min(len(payload), p2p.DefaultMaxMessageSize)
+		n := min(len(payload), r.window.MessageLimit(r.dc.BufferedAmount(), p2p.DefaultMaxMessageSize))
 		msg := payload[:n]
 		if first && n >= 16 {
 			msg = append([]byte(nil), msg...)
@@ -293,6 +328,7 @@ func (r *rawSender) send(payload []byte) bool {
 			binary.BigEndian.PutUint64(msg[8:], uint64(time.Now().UnixNano()))
 		}
 		first = false
+		r.sent += uint64(n)
 		if err := r.dc.Send(msg); err != nil {
 			return false
 		}

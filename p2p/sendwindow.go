@@ -1,0 +1,139 @@
+package p2p
+
+import "time"
+
+// SendWindow decides how many bytes an upload keeps buffered in its data
+// channel, from the rate at which the peer acknowledges them and the SCTP
+// association's round-trip time.
+//
+// Bytes buffered beyond what the path needs only wait in queues. On a
+// long path the buffer must cover the bandwidth-delay product, or it caps
+// the peer's rate at buffer/RTT; on a server whose processors are
+// saturated the queues are local (send loops, socket buffers, the
+// receivers' reads), and every byte buffered for one peer delays the next
+// request of every other: with 8 peers on 2 cores a fixed 1 MiB per
+// channel gave a p99 request-to-first-chunk of 55-67 ms, a fixed 32 KiB
+// 18-22 ms (p2p/uploadbench). So the window follows the bandwidth-delay
+// product, as BBR sizes its congestion window: windowGain times the
+// delivery rate (bytes acknowledged per second while an upload runs)
+// times the lowest smoothed round-trip time seen. Uploads resume at half
+// the window, so about one bandwidth-delay product stays in flight while
+// the sender waits to be woken, and messages shrink to the room left in
+// the window (MessageLimit). While the window limits the rate, each
+// resize grows it by about half, until the path does. The window stays
+// within [min, max].
+//
+// The lowest round trip comes from the association's first exchanges (the
+// channel opening, the announcement), made before the upload loads it.
+// A peer whose first exchanges already queue behind other uploads sees a
+// higher minimum and keeps a larger window, at most max, the fixed window
+// used before.
+//
+// UploadSession uses one per session; it is exported for other senders
+// over pion data channels (p2p/uploadbench's raw mode). A SendWindow is
+// not safe for concurrent use.
+type SendWindow struct {
+	min, max uint64
+	fixedLow uint64 // the low mark of a fixed window
+	high     uint64
+	rate     float64       // delivery rate estimate, bytes/s (0: none yet)
+	minRTT   time.Duration // lowest smoothed RTT seen (0: none yet)
+
+	// The start of the current rate sample: when, and how many bytes
+	// had been acknowledged then (zero time: no sample running).
+	markTime  time.Time
+	markAcked uint64
+}
+
+// windowGain is the window in bandwidth-delay products.
+const windowGain = 2
+
+// minRateInterval is the shortest interval a rate sample covers, however
+// short the round trip: acknowledgements arrive in bursts, and a sample
+// over one burst would overstate the rate.
+const minRateInterval = 10 * time.Millisecond
+
+// NewSendWindow returns a window between minHigh and maxHigh that starts
+// at a quarter of maxHigh. If minHigh >= maxHigh the window is fixed:
+// maxHigh, resuming at fixedLow.
+func NewSendWindow(minHigh, maxHigh, fixedLow uint64) *SendWindow {
+	w := &SendWindow{min: min(minHigh, maxHigh), max: maxHigh, fixedLow: min(fixedLow, maxHigh)}
+	w.high = max(w.min, maxHigh/4)
+	if w.Fixed() {
+		w.high = maxHigh
+	}
+	return w
+}
+
+// Fixed reports whether the window never moves.
+func (w *SendWindow) Fixed() bool { return w.min >= w.max }
+
+// HighWater is the BufferedAmount above which the upload pauses.
+func (w *SendWindow) HighWater() uint64 { return w.high }
+
+// LowWater is the BufferedAmount at which a paused upload resumes: half
+// the window. A fixed window resumes at its configured mark.
+func (w *SendWindow) LowWater() uint64 {
+	if w.Fixed() {
+		return w.fixedLow
+	}
+	return max(w.high/2, 1)
+}
+
+// Start begins a rate sample when an upload starts, with the bytes the
+// peer has acknowledged so far; time between uploads is not delivery
+// time. A caller that changes the low mark must also move the channel's
+// BufferedAmountLowThreshold.
+func (w *SendWindow) Start(now time.Time, acked uint64) {
+	w.markTime, w.markAcked = now, acked
+}
+
+// Observe is called while an upload runs, after each pause, with the bytes
+// acknowledged so far (sent minus BufferedAmount) and the association's smoothed round-trip time (0:
+// none yet). Once the running sample covers at least two round trips (and
+// minRateInterval), it takes the rate and resizes the window. It reports
+// whether the window changed.
+func (w *SendWindow) Observe(now time.Time, acked uint64, srtt time.Duration) bool {
+	if w.Fixed() || srtt <= 0 {
+		return false
+	}
+	if w.minRTT == 0 || srtt < w.minRTT {
+		w.minRTT = srtt
+	}
+	if w.markTime.IsZero() {
+		return false
+	}
+	elapsed := now.Sub(w.markTime)
+	if elapsed < max(2*srtt, minRateInterval) {
+		return false
+	}
+	sample := float64(acked-min(acked, w.markAcked)) / elapsed.Seconds()
+	w.Start(now, acked)
+	if w.rate == 0 || sample > w.rate {
+		// Rises are taken at once: a window that limits the rate
+		// must be able to grow in one step.
+		w.rate = sample
+	} else {
+		w.rate = 0.75*w.rate + 0.25*sample
+	}
+	old := w.high
+	w.high = uint64(min(max(windowGain*w.rate*w.minRTT.Seconds(), float64(w.min)), float64(w.max)))
+	return w.high != old
+}
+
+// minMessage is the smallest payload message MessageLimit asks for, so
+// that a nearly full window does not cut the payload into slivers.
+const minMessage = 16 << 10
+
+// MessageLimit returns the largest payload message to send next when
+// buffered bytes are in the channel: the room left in the window, at
+// least minMessage and at most maxMessage. A 64 KiB message into a 32 KiB
+// window would double what is in flight. A fixed window always allows
+// maxMessage.
+func (w *SendWindow) MessageLimit(buffered uint64, maxMessage int) int {
+	if w.Fixed() {
+		return maxMessage
+	}
+	room := int64(w.high) - int64(min(buffered, w.high))
+	return int(min(max(room, minMessage), int64(maxMessage)))
+}
