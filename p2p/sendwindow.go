@@ -12,16 +12,21 @@ import "time"
 // saturated the queues are local (send loops, socket buffers, the
 // receivers' reads), and every byte buffered for one peer delays the next
 // request of every other: with 8 peers on 2 cores a fixed 1 MiB per
-// channel gave a p99 request-to-first-chunk of 55-67 ms, a fixed 32 KiB
-// 18-22 ms (p2p/uploadbench). So the window follows the bandwidth-delay
-// product, as BBR sizes its congestion window: windowGain times the
-// delivery rate (bytes acknowledged per second while an upload runs)
-// times the lowest smoothed round-trip time seen. Uploads resume at half
-// the window, so about one bandwidth-delay product stays in flight while
-// the sender waits to be woken, and messages shrink to the room left in
-// the window (MessageLimit). While the window limits the rate, each
-// resize grows it by about half, until the path does. The window stays
-// within [min, max].
+// channel gave a p99 request-to-first-chunk of 55-67 ms (p2p/uploadbench).
+// So the window follows the bandwidth-delay product, as BBR sizes its
+// congestion window: windowGain times the delivery rate (bytes
+// acknowledged per second while an upload runs) times the lowest smoothed
+// round-trip time seen. Uploads resume at half the window, so about one
+// bandwidth-delay product stays in flight while the sender waits to be
+// woken. While the window limits the rate, each resize grows it by about
+// half, until the path does. The window stays within [min, max].
+//
+// A sender that knows better can raise the window with SetFloor. A peer
+// well under a millisecond away is the case: its round trip under load is
+// several times the lowest seen, so a window sized by the lowest limits
+// the rate, the rate sizes the next window, and the window spirals down
+// to min. UploadSession floors the window at its share of a buffer shared
+// by the uploads running at once (UploadOptions.SharedWindow).
 //
 // The lowest round trip comes from the association's first exchanges (the
 // channel opening, the announcement), made before the upload loads it.
@@ -34,8 +39,9 @@ import "time"
 // not safe for concurrent use.
 type SendWindow struct {
 	min, max uint64
-	fixedLow uint64 // the low mark of a fixed window
-	high     uint64
+	fixedLow uint64        // the low mark of a fixed window
+	high     uint64        // the window from the bandwidth-delay product
+	floor    uint64        // the least window the caller allows (SetFloor)
 	rate     float64       // delivery rate estimate, bytes/s (0: none yet)
 	minRTT   time.Duration // lowest smoothed RTT seen (0: none yet)
 
@@ -68,8 +74,21 @@ func NewSendWindow(minHigh, maxHigh, fixedLow uint64) *SendWindow {
 // Fixed reports whether the window never moves.
 func (w *SendWindow) Fixed() bool { return w.min >= w.max }
 
-// HighWater is the BufferedAmount above which the upload pauses.
-func (w *SendWindow) HighWater() uint64 { return w.high }
+// HighWater is the BufferedAmount above which the upload pauses: the
+// window, or the floor if that is larger.
+func (w *SendWindow) HighWater() uint64 { return max(w.high, w.floor) }
+
+// SetFloor sets the least window, at most the maximum, and reports whether
+// HighWater changed. A floor keeps the window from sizing itself below
+// what the sender knows it may buffer anyway (UploadOptions.SharedWindow).
+func (w *SendWindow) SetFloor(floor uint64) bool {
+	if w.Fixed() {
+		return false
+	}
+	old := w.HighWater()
+	w.floor = min(floor, w.max)
+	return w.HighWater() != old
+}
 
 // LowWater is the BufferedAmount at which a paused upload resumes: half
 // the window. A fixed window resumes at its configured mark.
@@ -77,7 +96,7 @@ func (w *SendWindow) LowWater() uint64 {
 	if w.Fixed() {
 		return w.fixedLow
 	}
-	return max(w.high/2, 1)
+	return max(w.HighWater()/2, 1)
 }
 
 // Start begins a rate sample when an upload starts, with the bytes the
@@ -116,24 +135,7 @@ func (w *SendWindow) Observe(now time.Time, acked uint64, srtt time.Duration) bo
 	} else {
 		w.rate = 0.75*w.rate + 0.25*sample
 	}
-	old := w.high
+	old := w.HighWater()
 	w.high = uint64(min(max(windowGain*w.rate*w.minRTT.Seconds(), float64(w.min)), float64(w.max)))
-	return w.high != old
-}
-
-// minMessage is the smallest payload message MessageLimit asks for, so
-// that a nearly full window does not cut the payload into slivers.
-const minMessage = 16 << 10
-
-// MessageLimit returns the largest payload message to send next when
-// buffered bytes are in the channel: the room left in the window, at
-// least minMessage and at most maxMessage. A 64 KiB message into a 32 KiB
-// window would double what is in flight. A fixed window always allows
-// maxMessage.
-func (w *SendWindow) MessageLimit(buffered uint64, maxMessage int) int {
-	if w.Fixed() {
-		return maxMessage
-	}
-	room := int64(w.high) - int64(min(buffered, w.high))
-	return int(min(max(room, minMessage), int64(maxMessage)))
+	return w.HighWater() != old
 }

@@ -128,26 +128,33 @@ func TestSendWindowSamples(t *testing.T) {
 	}
 }
 
-func TestSendWindowMessageLimit(t *testing.T) {
-	w := NewSendWindow(DefaultMinHighWaterMark, DefaultHighWaterMark, DefaultLowWaterMark) // 256 KiB
-	for _, tt := range []struct {
-		buffered   uint64
-		maxMessage int
-		want       int
-	}{
-		{0, DefaultMaxMessageSize, DefaultMaxMessageSize}, // room for a whole message
-		{200 << 10, DefaultMaxMessageSize, 56 << 10},      // the room left
-		{250 << 10, DefaultMaxMessageSize, minMessage},    // not below minMessage
-		{1 << 30, DefaultMaxMessageSize, minMessage},      // over the window: still minMessage
-		{0, 1000, 1000},                                   // never above the caller's maximum
-		{250 << 10, 1000, 1000},
-	} {
-		if got := w.MessageLimit(tt.buffered, tt.maxMessage); got != tt.want {
-			t.Errorf("MessageLimit(%d, %d) = %d, want %d", tt.buffered, tt.maxMessage, got, tt.want)
-		}
+func TestSendWindowFloor(t *testing.T) {
+	w := NewSendWindow(DefaultMinHighWaterMark, DefaultHighWaterMark, DefaultLowWaterMark)
+	// A LAN peer: the window sizes itself down to about 50 KB...
+	pathModel{500 * time.Microsecond, 50e6}.run(w, time.Second)
+	bdpWindow := w.HighWater()
+	if bdpWindow > 64<<10 {
+		t.Fatalf("window %d, want at most 64 KiB", bdpWindow)
 	}
+	// ...and a floor raises it, with the low mark.
+	if !w.SetFloor(128<<10) || w.HighWater() != 128<<10 || w.LowWater() != 64<<10 {
+		t.Fatalf("floor 128 KiB: high %d low %d", w.HighWater(), w.LowWater())
+	}
+	if w.SetFloor(128 << 10) {
+		t.Error("the same floor again reported a change")
+	}
+	// Never above the maximum.
+	w.SetFloor(1 << 30)
+	if h := w.HighWater(); h != DefaultHighWaterMark {
+		t.Fatalf("floor 1 GiB: window %d, want the maximum %d", h, DefaultHighWaterMark)
+	}
+	// A lower floor gives the window back to the bandwidth-delay product.
+	if !w.SetFloor(0) || w.HighWater() != bdpWindow {
+		t.Fatalf("no floor: window %d, want %d", w.HighWater(), bdpWindow)
+	}
+	// A fixed window ignores floors.
 	fixed := NewSendWindow(1<<20, 1<<20, 256<<10)
-	if got := fixed.MessageLimit(1<<20-100, DefaultMaxMessageSize); got != DefaultMaxMessageSize {
-		t.Errorf("fixed window: MessageLimit = %d, want %d", got, DefaultMaxMessageSize)
+	if fixed.SetFloor(2<<20) || fixed.HighWater() != 1<<20 {
+		t.Fatalf("fixed window with a floor: %d", fixed.HighWater())
 	}
 }

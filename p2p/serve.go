@@ -48,6 +48,9 @@ const (
 	// chunk, which still gave full throughput on loopback
 	// (p2p/uploadbench).
 	DefaultMinHighWaterMark = 32 << 10
+	// DefaultSharedWindow is the buffer the running uploads of one
+	// UploadBudget may always fill together (UploadOptions.SharedWindow).
+	DefaultSharedWindow = 256 << 10
 	// DefaultStallTimeout is how long an upload may stay paused by flow
 	// control before it is abandoned. The browser itself gives up after
 	// 2 s without bytes, so an upload stalled far longer has no reader.
@@ -72,17 +75,22 @@ type UploadOptions struct {
 	// is answered with SegmentAbsent. Default DefaultLookupTimeout.
 	LookupTimeout time.Duration
 	// HighWaterMark is the most an upload keeps buffered in the data
-	// channel: sending pauses while BufferedAmount exceeds the window and
-	// resumes at a quarter of it. The window moves between
-	// MinHighWaterMark and HighWaterMark with the association's smoothed
-	// round-trip time (see SendWindow): it shrinks while that exceeds the
-	// lowest seen by more than QueueDelayTarget, and grows back while it
-	// does not. A buffered amount above HighWaterMark also holds back
-	// announcements and Absent replies to a peer that does not read.
-	// Defaults DefaultHighWaterMark, DefaultMinHighWaterMark and
-	// DefaultQueueDelayTarget.
+	// channel: sending pauses while BufferedAmount exceeds the send
+	// window and resumes at half of it. The window moves between
+	// MinHighWaterMark and HighWaterMark with the peer's bandwidth-delay
+	// product (see SendWindow). A buffered amount above HighWaterMark
+	// also holds back announcements and Absent replies to a peer that
+	// does not read. Defaults DefaultHighWaterMark and
+	// DefaultMinHighWaterMark.
 	HighWaterMark, MinHighWaterMark uint64
-	QueueDelayTarget                time.Duration
+	// SharedWindow is split evenly among the uploads running under
+	// Budget (all of it when Budget is nil), and an upload's window never
+	// goes below its share. A peer a fraction of a millisecond away
+	// cannot be measured finely enough for its window to be sized by its
+	// round trip; the share keeps a few such peers at full speed, and
+	// shrinks as more uploads queue behind each other on the same
+	// processors. Default DefaultSharedWindow.
+	SharedWindow uint64
 	// LowWaterMark is where a paused upload resumes when the window is
 	// fixed (MinHighWaterMark >= HighWaterMark). Default
 	// DefaultLowWaterMark.
@@ -124,6 +132,9 @@ func (o UploadOptions) withDefaults() UploadOptions {
 	}
 	if o.MinHighWaterMark == 0 {
 		o.MinHighWaterMark = DefaultMinHighWaterMark
+	}
+	if o.SharedWindow == 0 {
+		o.SharedWindow = DefaultSharedWindow
 	}
 	if o.LowWaterMark > o.HighWaterMark {
 		o.LowWaterMark = o.HighWaterMark
@@ -621,6 +632,7 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 	}
 	payload := data[req.ByteFrom:]
 	s.window.Start(time.Now(), s.acked())
+	s.applyWindow(s.window.SetFloor(s.windowShare()))
 	header := SegmentData{ID: req.ID, Size: int64(len(payload)), RequestID: req.RequestID}
 	if err := s.sendCommand(header); err != nil {
 		s.cancel()
@@ -631,7 +643,7 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 			s.stats.aborted.Add(1)
 			return
 		}
-		n := NextChunk(payload, s.window.MessageLimit(s.dc.BufferedAmount(), s.opts.MaxMessageSize))
+		n := NextChunk(payload, s.opts.MaxMessageSize)
 		if err := s.opts.Budget.WaitBytes(ctx, n); err != nil {
 			s.stats.aborted.Add(1)
 			return
@@ -709,12 +721,24 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// resizeWindow feeds the bytes acknowledged so far and the association's
-// smoothed round-trip time to the send window, and moves the low-water
-// threshold with it.
+// resizeWindow feeds the bytes acknowledged so far, the association's
+// smoothed round-trip time and the upload's share of the shared window to
+// the send window.
 func (s *UploadSession) resizeWindow() {
 	srtt := time.Duration(s.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
-	if s.window.Observe(time.Now(), s.acked(), srtt) {
+	floorMoved := s.window.SetFloor(s.windowShare())
+	s.applyWindow(s.window.Observe(time.Now(), s.acked(), srtt) || floorMoved)
+}
+
+// windowShare is this upload's share of opts.SharedWindow.
+func (s *UploadSession) windowShare() uint64 {
+	return s.opts.SharedWindow / uint64(max(1, s.opts.Budget.Running()))
+}
+
+// applyWindow publishes a changed window and moves the channel's low-water
+// threshold with it.
+func (s *UploadSession) applyWindow(changed bool) {
+	if changed {
 		s.windowHigh.Store(s.window.HighWater())
 		s.dc.SetBufferedAmountLowThreshold(s.window.LowWater())
 	}

@@ -113,6 +113,7 @@ type options struct {
 	highWater  int
 	lowWater   int
 	minHigh    int
+	shared     int
 	rawWindow  string
 }
 
@@ -134,6 +135,7 @@ func parseFlags() options {
 	flag.IntVar(&o.highWater, "high-water", p2p.DefaultHighWaterMark, "largest send window, in bytes buffered in a data channel (UploadOptions.HighWaterMark)")
 	flag.IntVar(&o.minHigh, "min-high-water", p2p.DefaultMinHighWaterMark, "smallest send window (UploadOptions.MinHighWaterMark); at -high-water or more the window is fixed")
 	flag.IntVar(&o.lowWater, "low-water", p2p.DefaultLowWaterMark, "bytes buffered at which a fixed window resumes sending (UploadOptions.LowWaterMark)")
+	flag.IntVar(&o.shared, "shared-window", p2p.DefaultSharedWindow, "buffer split among the running uploads as the least window of each (UploadOptions.SharedWindow)")
 	flag.StringVar(&o.rawWindow, "raw-window", "same", "raw mode's flow control: same (the seeder's send window) or fixed (-high-water, resuming at -low-water)")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each mode's first measured interval to this path, with the mode inserted before the extension")
@@ -171,8 +173,8 @@ func (o options) validate() error {
 		return errors.New("-idle must not be negative and -rounds must be at least 1")
 	case o.gap < 0:
 		return errors.New("-gap must not be negative")
-	case o.lowWater < 1 || o.minHigh < 1 || o.highWater < o.lowWater:
-		return errors.New("-low-water and -min-high-water must be at least 1, and -high-water at least -low-water")
+	case o.lowWater < 1 || o.minHigh < 1 || o.shared < 1 || o.highWater < o.lowWater:
+		return errors.New("-low-water, -min-high-water and -shared-window must be at least 1, and -high-water at least -low-water")
 	case o.rawWindow != "same" && o.rawWindow != "fixed":
 		return fmt.Errorf("-raw-window %q: want same or fixed", o.rawWindow)
 	}
@@ -229,7 +231,12 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 		MaxRequestsPerSecond: o.maxRPS,
 		HighWaterMark:        uint64(o.highWater),
 		MinHighWaterMark:     uint64(o.minHigh),
+		SharedWindow:         uint64(o.shared),
 		LowWaterMark:         uint64(o.lowWater),
+		// An unlimited budget, as the seeder app always has one: the
+		// sessions' windows are floored by their share of the shared
+		// window, which needs the count of running uploads.
+		Budget: p2p.NewUploadBudget(0, 0),
 	}, !o.plainMux, o.rawWindow == "fixed")
 	if err != nil {
 		return rep, err

@@ -63,6 +63,7 @@ type config struct {
 	MessageBytes         int     `json:"message_bytes"`
 	HighWaterMark        int     `json:"high_water_mark"`
 	MinHighWaterMark     int     `json:"min_high_water_mark"`
+	SharedWindow         int     `json:"shared_window"`
 	LowWaterMark         int     `json:"low_water_mark"`
 	RawWindow            string  `json:"raw_window"`
 	MaxRequestsPerSecond float64 `json:"max_requests_per_second"`
@@ -191,6 +192,7 @@ func newReport(o options) *report {
 			MessageBytes:         p2p.DefaultMaxMessageSize,
 			HighWaterMark:        o.highWater,
 			MinHighWaterMark:     o.minHigh,
+			SharedWindow:         o.shared,
 			LowWaterMark:         o.lowWater,
 			RawWindow:            o.rawWindow,
 			MaxRequestsPerSecond: o.maxRPS,
@@ -380,7 +382,7 @@ func (r *report) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %d peers, one server UDP socket %s via %s (SO_RCVBUF %d, SO_SNDBUF %d); %s\n",
 		c.Peers, c.ServerAddr, c.ServerMux, c.SocketRcvbuf, c.SocketSndbuf, clients)
-	window := fmt.Sprintf("send window %d-%d B", c.MinHighWaterMark, c.HighWaterMark)
+	window := fmt.Sprintf("send window %d-%d B, at least a share of %d B", c.MinHighWaterMark, c.HighWaterMark, c.SharedWindow)
 	if c.MinHighWaterMark >= c.HighWaterMark {
 		window = fmt.Sprintf("fixed send window %d B, resuming at %d B", c.HighWaterMark, c.LowWaterMark)
 	}

@@ -111,7 +111,7 @@ func (s *server) answer(group string, offer webrtc.SessionDescription) (webrtc.S
 			}()
 		}
 		if dc.Label() == rawLabel {
-			p.raws = append(p.raws, newRawSender(dc, s.segs, s.rawWindow()))
+			p.raws = append(p.raws, newRawSender(dc, s.segs, s.rawWindow(), s.opts))
 			return
 		}
 		sess, err := p2p.NewUploadSession(dc, s.src, s.ids, s.opts)
@@ -223,7 +223,8 @@ type rawSender struct {
 	dc     *webrtc.DataChannel
 	segs   [][]byte
 	window *p2p.SendWindow // the UploadSession's flow control
-	sent   uint64          // bytes handed to dc
+	opts   p2p.UploadOptions
+	sent   uint64 // bytes handed to dc
 
 	req      chan int      // the pending request (capacity 1)
 	lowWater chan struct{} // BufferedAmount fell to the low mark (capacity 1)
@@ -235,11 +236,12 @@ type rawSender struct {
 	bytesSent atomic.Uint64
 }
 
-func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow) *rawSender {
+func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow, opts p2p.UploadOptions) *rawSender {
 	r := &rawSender{
 		dc:       dc,
 		segs:     segs,
 		window:   window,
+		opts:     opts,
 		req:      make(chan int, 1),
 		lowWater: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -272,6 +274,18 @@ func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow)
 // acknowledged.
 func (r *rawSender) acked() uint64 { return r.sent - min(r.sent, r.dc.BufferedAmount()) }
 
+// share is this sender's share of the shared window, as an
+// UploadSession's.
+func (r *rawSender) share() uint64 {
+	return r.opts.SharedWindow / uint64(max(1, r.opts.Budget.Running()))
+}
+
+func (r *rawSender) applyWindow(changed bool) {
+	if changed {
+		r.dc.SetBufferedAmountLowThreshold(r.window.LowWater())
+	}
+}
+
 func (r *rawSender) halt() { r.stopOnce.Do(func() { close(r.stop) }) }
 
 // close stops the sender and waits for its goroutine.
@@ -302,7 +316,12 @@ func (r *rawSender) run() {
 // chunk's way out. Copying that one message costs next to nothing.
 func (r *rawSender) send(payload []byte) bool {
 	first := true
+	// The same budget and window floor as the UploadSessions (an
+	// unlimited budget never refuses).
+	r.opts.Budget.TryAcquire()
+	defer r.opts.Budget.Release()
 	r.window.Start(time.Now(), r.acked())
+	r.applyWindow(r.window.SetFloor(r.share()))
 	for len(payload) > 0 {
 		if r.dc.BufferedAmount() > r.window.HighWater() {
 			for r.dc.BufferedAmount() > r.window.HighWater() {
@@ -316,11 +335,10 @@ func (r *rawSender) send(payload []byte) bool {
 				}
 			}
 			srtt := time.Duration(r.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
-			if r.window.Observe(time.Now(), r.acked(), srtt) {
-				r.dc.SetBufferedAmountLowThreshold(r.window.LowWater())
-			}
+			floorMoved := r.window.SetFloor(r.share())
+			r.applyWindow(r.window.Observe(time.Now(), r.acked(), srtt) || floorMoved)
 		}
-		n := min(len(payload), r.window.MessageLimit(r.dc.BufferedAmount(), p2p.DefaultMaxMessageSize))
+		n := min(len(payload), p2p.DefaultMaxMessageSize)
 		msg := payload[:n]
 		if first && n >= 16 {
 			msg = append([]byte(nil), msg...)
