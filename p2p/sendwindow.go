@@ -18,7 +18,8 @@ import "time"
 // acknowledged per second while an upload runs) times the lowest smoothed
 // round-trip time seen. Uploads resume at half the window, so about one
 // bandwidth-delay product stays in flight while the sender waits to be
-// woken. While the window limits the rate, each resize grows it by about
+// woken, and messages shrink to the room left in the window
+// (MessageLimit). While the window limits the rate, each resize grows it by about
 // half, until the path does. The window stays within [min, max].
 //
 // A sender that knows better can raise the window with SetFloor. A peer
@@ -138,4 +139,24 @@ func (w *SendWindow) Observe(now time.Time, acked uint64, srtt time.Duration) bo
 	old := w.HighWater()
 	w.high = uint64(min(max(windowGain*w.rate*w.minRTT.Seconds(), float64(w.min)), float64(w.max)))
 	return w.HighWater() != old
+}
+
+// minMessage is the smallest payload message MessageLimit asks for, so
+// that a nearly full window does not cut the payload into slivers.
+const minMessage = 16 << 10
+
+// MessageLimit returns the largest payload message to send next when
+// buffered bytes are in the channel: the room left in the window, at
+// least minMessage and at most maxMessage. A 64 KiB message into a 32 KiB
+// window would triple what is in flight; at 8 saturating peers on 2 cores
+// the limit took the p99 request-to-first-chunk from 20-24 ms to 16 ms,
+// for about a tenth of the throughput (p2p/uploadbench). A fixed window
+// always allows maxMessage.
+func (w *SendWindow) MessageLimit(buffered uint64, maxMessage int) int {
+	if w.Fixed() {
+		return maxMessage
+	}
+	high := w.HighWater()
+	room := int64(high) - int64(min(buffered, high))
+	return int(min(max(room, minMessage), int64(maxMessage)))
 }

@@ -158,3 +158,32 @@ func TestSendWindowFloor(t *testing.T) {
 		t.Fatalf("fixed window with a floor: %d", fixed.HighWater())
 	}
 }
+
+func TestSendWindowMessageLimit(t *testing.T) {
+	w := NewSendWindow(DefaultMinHighWaterMark, DefaultHighWaterMark, DefaultLowWaterMark) // 256 KiB
+	for _, tt := range []struct {
+		buffered   uint64
+		maxMessage int
+		want       int
+	}{
+		{0, DefaultMaxMessageSize, DefaultMaxMessageSize}, // room for a whole message
+		{200 << 10, DefaultMaxMessageSize, 56 << 10},      // the room left
+		{250 << 10, DefaultMaxMessageSize, minMessage},    // not below minMessage
+		{1 << 30, DefaultMaxMessageSize, minMessage},      // over the window: still minMessage
+		{0, 1000, 1000}, // never above the caller's maximum
+		{250 << 10, 1000, 1000},
+	} {
+		if got := w.MessageLimit(tt.buffered, tt.maxMessage); got != tt.want {
+			t.Errorf("MessageLimit(%d, %d) = %d, want %d", tt.buffered, tt.maxMessage, got, tt.want)
+		}
+	}
+	// The floor counts as window.
+	w.SetFloor(512 << 10)
+	if got := w.MessageLimit(300<<10, DefaultMaxMessageSize); got != DefaultMaxMessageSize {
+		t.Errorf("floor 512 KiB, 300 KiB buffered: MessageLimit = %d, want %d", got, DefaultMaxMessageSize)
+	}
+	fixed := NewSendWindow(1<<20, 1<<20, 256<<10)
+	if got := fixed.MessageLimit(1<<20-100, DefaultMaxMessageSize); got != DefaultMaxMessageSize {
+		t.Errorf("fixed window: MessageLimit = %d, want %d", got, DefaultMaxMessageSize)
+	}
+}

@@ -643,7 +643,7 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 			s.stats.aborted.Add(1)
 			return
 		}
-		n := NextChunk(payload, s.opts.MaxMessageSize)
+		n := NextChunk(payload, s.window.MessageLimit(s.dc.BufferedAmount(), s.opts.MaxMessageSize))
 		if err := s.opts.Budget.WaitBytes(ctx, n); err != nil {
 			s.stats.aborted.Add(1)
 			return

@@ -34,11 +34,12 @@
 //     reads the SegmentData header, the payload chunks and
 //     SegmentDataSendingCompleted as the browser does, and asks again;
 //   - raw: each client sends a one-byte request and the server writes the
-//     same segment in 65535-byte messages with the same BufferedAmount
-//     flow control (a p2p.SendWindow sized as the UploadSession's, or with
-//     -raw-window fixed a fixed window of -high-water bytes resuming at
-//     -low-water, the flow control the seeder had before its window), and
-//     nothing else.
+//     same segment in messages of at most 65535 bytes with the same
+//     BufferedAmount flow control (a p2p.SendWindow sized as the
+//     UploadSession's, message sizes included, under the same budget; or
+//     with -raw-window fixed a fixed window of -high-water bytes resuming
+//     at -low-water and 65535-byte messages, the flow control the seeder
+//     had before its window), and nothing else.
 //
 // Each peer keeps one request in flight, as a browser does per connection,
 // and by default asks again as soon as a segment is complete, which loads

@@ -338,7 +338,7 @@ func (r *rawSender) send(payload []byte) bool {
 			floorMoved := r.window.SetFloor(r.share())
 			r.applyWindow(r.window.Observe(time.Now(), r.acked(), srtt) || floorMoved)
 		}
-		n := min(len(payload), p2p.DefaultMaxMessageSize)
+		n := min(len(payload), r.window.MessageLimit(r.dc.BufferedAmount(), p2p.DefaultMaxMessageSize))
 		msg := payload[:n]
 		if first && n >= 16 {
 			msg = append([]byte(nil), msg...)
