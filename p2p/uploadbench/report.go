@@ -427,7 +427,7 @@ func (r *report) writeText(w io.Writer) {
 			m.SplitP50MS[0], m.SplitP99MS[0], m.SplitP50MS[1], m.SplitP99MS[1], m.SplitP50MS[2], m.SplitP99MS[2])
 	}
 	if m := r.Seeder; m.HeaderP99MS > 0 {
-		fmt.Fprintf(w, "seeder request-to-header: p50 %.2f ms, p99 %.2f ms (the rest of the first-chunk time is the 64 KiB chunk's transfer)\n",
+		fmt.Fprintf(w, "seeder request-to-header: p50 %.2f ms, p99 %.2f ms (the rest of the first-chunk time is the first payload message's transfer, 16-64 KiB)\n",
 			m.HeaderP50MS, m.HeaderP99MS)
 	}
 	if s := r.Seeder.Sessions; s != nil {
