@@ -51,10 +51,12 @@ const (
 	// DefaultSharedWindow is the buffer the running uploads of one
 	// UploadBudget may always fill together (UploadOptions.SharedWindow).
 	DefaultSharedWindow = 256 << 10
-	// DefaultStallTimeout is how long an upload may stay paused by flow
-	// control before it is abandoned. The browser itself gives up after
-	// 2 s without bytes, so an upload stalled far longer has no reader.
-	DefaultStallTimeout = 15 * time.Second
+	// DefaultStallTimeout is how long an upload paused by flow control
+	// may go without the peer acknowledging a byte before it is
+	// abandoned: twice the browser's own 2 s timer, after which a browser
+	// that reads has cancelled the request, so only a peer that does not
+	// read holds the upload slot that long.
+	DefaultStallTimeout = 4 * time.Second
 	// DefaultMaxRequestsPerSecond is the sustained rate of segment
 	// requests a session accepts. A browser has at most one request per
 	// connection in flight, so a legitimate peer stays far below it.
@@ -95,8 +97,9 @@ type UploadOptions struct {
 	// fixed (MinHighWaterMark >= HighWaterMark). Default
 	// DefaultLowWaterMark.
 	LowWaterMark uint64
-	// StallTimeout abandons an upload that flow control has kept paused
-	// this long. Default DefaultStallTimeout.
+	// StallTimeout abandons an upload that flow control has paused and
+	// whose peer has acknowledged nothing for this long. Default
+	// DefaultStallTimeout.
 	StallTimeout time.Duration
 	// MaxMessageSize is the largest payload chunk sent. Default (and
 	// maximum) DefaultMaxMessageSize, the client's webRtcMaxMessageSize.
@@ -695,30 +698,38 @@ func (s *UploadSession) sendAbsent(ctx context.Context, req SegmentRequest) bool
 var errStalled = errors.New("upload stalled by flow control")
 
 // waitForRoom blocks while the channel's BufferedAmount is above the send
-// window, until it drains, ctx ends or the stall timeout passes. After a
-// pause it resizes the window.
+// window, until it drains, ctx ends or the peer acknowledges nothing for
+// the stall timeout. After a pause it resizes the window.
 func (s *UploadSession) waitForRoom(ctx context.Context) error {
 	if s.dc.BufferedAmount() <= s.window.HighWater() {
 		return ctx.Err()
 	}
 	defer s.resizeWindow()
-	stall := time.NewTimer(s.opts.StallTimeout)
-	defer stall.Stop()
 	// The poll guards against a low-water event that pion skips, for
-	// example when the amount drains while the handler is being set.
-	poll := time.NewTicker(250 * time.Millisecond)
+	// example when the amount drains while the handler is being set, and
+	// watches for progress: a slow peer that still acknowledges bytes is
+	// not stalled, however long the window takes to drain.
+	poll := time.NewTicker(max(time.Millisecond, min(250*time.Millisecond, s.opts.StallTimeout/2)))
 	defer poll.Stop()
-	for s.dc.BufferedAmount() > s.window.HighWater() {
+	acked, progress := s.acked(), time.Now()
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-stall.C:
-			return fmt.Errorf("p2p: upload: paused for %v: %w", s.opts.StallTimeout, errStalled)
 		case <-s.lowWater:
 		case <-poll.C:
 		}
+		if s.dc.BufferedAmount() <= s.window.HighWater() {
+			return ctx.Err()
+		}
+		// Acknowledged bytes, not the buffered amount, since an
+		// announcement sent meanwhile adds to the buffer.
+		if a := s.acked(); a > acked {
+			acked, progress = a, time.Now()
+		} else if time.Since(progress) >= s.opts.StallTimeout {
+			return fmt.Errorf("p2p: upload: nothing acknowledged for %v: %w", s.opts.StallTimeout, errStalled)
+		}
 	}
-	return ctx.Err()
 }
 
 // resizeWindow feeds the bytes acknowledged so far, the association's

@@ -30,6 +30,7 @@ type serveHarness struct {
 	msgs           chan []byte
 
 	blockOnPayload atomic.Bool
+	payloadDelay   atomic.Int64 // ns the client sleeps on each payload message
 	release        chan struct{}
 	releaseOnce    sync.Once
 }
@@ -106,6 +107,9 @@ func newServeHarnessOn(t testing.TB, api *webrtc.API, src SegmentSource, opts Up
 	h.cdc.OnOpen(func() { close(opened) })
 	h.cdc.OnMessage(func(m webrtc.DataChannelMessage) {
 		h.msgs <- m.Data
+		if d := h.payloadDelay.Load(); d > 0 && !IsCommandFrame(m.Data) {
+			time.Sleep(time.Duration(d))
+		}
 		if !IsCommandFrame(m.Data) && h.blockOnPayload.Load() {
 			<-h.release
 		}
@@ -713,6 +717,28 @@ func TestServeStallTimeout(t *testing.T) {
 	}
 	if st := h.sess.Stats(); st.Completed != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A peer that reads slowly but steadily is not stalled, however long the
+// window takes to drain: with a fixed 1 MiB window and a client reading
+// about 1.3 MB/s, each pause lasts longer than the 300 ms stall timeout,
+// yet bytes are acknowledged throughout, and the upload completes.
+func TestServeSlowProgressIsNotAStall(t *testing.T) {
+	const size = 3 << 20
+	data := serveTestData(size)
+	opts := UploadOptions{MinHighWaterMark: DefaultHighWaterMark, StallTimeout: 300 * time.Millisecond}
+	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: data}), opts, []int64{1})
+	h.nextCommand()
+	h.payloadDelay.Store(int64(50 * time.Millisecond))
+	h.send(SegmentRequest{ID: 1, RequestID: 1})
+	began := time.Now()
+	if got, _ := h.receiveSegment(1, 1); !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes, want the %d-byte segment (stats %+v)", len(got), size, h.sess.Stats())
+	}
+	t.Logf("%d bytes to a slow reader in %v", size, time.Since(began))
+	if st := h.sess.Stats(); st.Completed != 1 || st.Aborted != 0 {
+		t.Fatalf("stats %+v, want one completed upload and none aborted", st)
 	}
 }
 
