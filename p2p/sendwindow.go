@@ -29,11 +29,14 @@ import "time"
 // to min. UploadSession floors the window at its share of a buffer shared
 // by the uploads running at once (UploadOptions.SharedWindow).
 //
-// The lowest round trip comes from the association's first exchanges (the
-// channel opening, the announcement), made before the upload loads it.
-// A peer whose first exchanges already queue behind other uploads sees a
-// higher minimum and keeps a larger window, at most max, the fixed window
-// used before.
+// The round trip is sampled when each upload starts (NoteRTT), after the
+// request's exchange on a channel with nothing in flight, and after every
+// pause; the lowest is kept over the last minRTTWindow to 2*minRTTWindow,
+// so a path whose round trip grows (a new candidate pair, a relay) is
+// followed within a minute instead of spiralling the window down. A peer
+// whose early samples already queue behind other uploads sees a higher
+// minimum and keeps a larger window, at most max, the fixed window used
+// before.
 //
 // UploadSession uses one per session; it is exported for other senders
 // over pion data channels (p2p/uploadbench's raw mode). A SendWindow is
@@ -44,7 +47,9 @@ type SendWindow struct {
 	high     uint64        // the window from the bandwidth-delay product
 	floor    uint64        // the least window the caller allows (SetFloor)
 	rate     float64       // delivery rate estimate, bytes/s (0: none yet)
-	minRTT   time.Duration // lowest smoothed RTT seen (0: none yet)
+	minRTT   time.Duration // lowest smoothed RTT in the current window (0: none yet)
+	nextMin  time.Duration // lowest since minEpoch, the next minRTT
+	minEpoch time.Time     // when nextMin started
 
 	// The start of the current rate sample: when, and how many bytes
 	// had been acknowledged then (zero time: no sample running).
@@ -55,15 +60,26 @@ type SendWindow struct {
 // windowGain is the window in bandwidth-delay products.
 const windowGain = 2
 
+// minRTTWindow is how long a lowest round trip is kept at least: BBR's
+// 10 s, tripled, since this window has no phase that drains the queue to
+// measure it.
+const minRTTWindow = 30 * time.Second
+
+// maxWindow bounds the maximum a caller may give, so that the float and
+// signed arithmetic on windows cannot overflow.
+const maxWindow = 1 << 40
+
 // minRateInterval is the shortest interval a rate sample covers, however
 // short the round trip: acknowledgements arrive in bursts, and a sample
 // over one burst would overstate the rate.
 const minRateInterval = 10 * time.Millisecond
 
-// NewSendWindow returns a window between minHigh and maxHigh that starts
-// at a quarter of maxHigh. If minHigh >= maxHigh the window is fixed:
-// maxHigh, resuming at fixedLow.
+// NewSendWindow returns a window between minHigh and maxHigh (at most
+// 2^40) that starts at a quarter of maxHigh, or minHigh if that is more.
+// If minHigh >= maxHigh the window is fixed: maxHigh, resuming at
+// fixedLow.
 func NewSendWindow(minHigh, maxHigh, fixedLow uint64) *SendWindow {
+	maxHigh = min(maxHigh, maxWindow)
 	w := &SendWindow{min: min(minHigh, maxHigh), max: maxHigh, fixedLow: min(fixedLow, maxHigh)}
 	w.high = max(w.min, maxHigh/4)
 	if w.Fixed() {
@@ -80,7 +96,8 @@ func (w *SendWindow) Fixed() bool { return w.min >= w.max }
 func (w *SendWindow) HighWater() uint64 { return max(w.high, w.floor) }
 
 // SetFloor sets the least window, at most the maximum, and reports whether
-// HighWater changed. A floor keeps the window from sizing itself below
+// HighWater changed (the caller then moves the channel's
+// BufferedAmountLowThreshold to LowWater). A floor keeps the window from sizing itself below
 // what the sender knows it may buffer anyway (UploadOptions.SharedWindow).
 func (w *SendWindow) SetFloor(floor uint64) bool {
 	if w.Fixed() {
@@ -102,24 +119,45 @@ func (w *SendWindow) LowWater() uint64 {
 
 // Start begins a rate sample when an upload starts, with the bytes the
 // peer has acknowledged so far; time between uploads is not delivery
-// time. A caller that changes the low mark must also move the channel's
-// BufferedAmountLowThreshold.
+// time.
 func (w *SendWindow) Start(now time.Time, acked uint64) {
 	w.markTime, w.markAcked = now, acked
 }
 
-// Observe is called while an upload runs, after each pause, with the bytes
-// acknowledged so far (sent minus BufferedAmount) and the association's smoothed round-trip time (0:
-// none yet). Once the running sample covers at least two round trips (and
-// minRateInterval), it takes the rate and resizes the window. It reports
-// whether the window changed.
-func (w *SendWindow) Observe(now time.Time, acked uint64, srtt time.Duration) bool {
+// NoteRTT takes a sample of the association's smoothed round-trip time
+// (0: none yet) for the lowest round trip, without a rate sample: at an
+// upload's start, when nothing of this channel is in flight.
+func (w *SendWindow) NoteRTT(now time.Time, srtt time.Duration) {
 	if w.Fixed() || srtt <= 0 {
-		return false
+		return
+	}
+	if w.minEpoch.IsZero() || now.Sub(w.minEpoch) >= minRTTWindow {
+		// A new epoch: the lowest of the last one becomes the
+		// estimate, so a minimum older than two epochs is gone.
+		if w.nextMin > 0 {
+			w.minRTT = w.nextMin
+		}
+		w.nextMin, w.minEpoch = 0, now
 	}
 	if w.minRTT == 0 || srtt < w.minRTT {
 		w.minRTT = srtt
 	}
+	if w.nextMin == 0 || srtt < w.nextMin {
+		w.nextMin = srtt
+	}
+}
+
+// Observe is called while an upload runs, after each pause, with the bytes
+// acknowledged so far (sent minus BufferedAmount) and the association's
+// smoothed round-trip time (0: none yet). Once the running sample covers
+// at least two round trips (and minRateInterval), it takes the rate and
+// resizes the window. It reports whether HighWater changed; the caller
+// then moves the channel's BufferedAmountLowThreshold to LowWater.
+func (w *SendWindow) Observe(now time.Time, acked uint64, srtt time.Duration) bool {
+	if w.Fixed() || srtt <= 0 {
+		return false
+	}
+	w.NoteRTT(now, srtt)
 	if w.markTime.IsZero() {
 		return false
 	}

@@ -16,11 +16,15 @@ type pathModel struct {
 // run feeds a window the samples a sender would give it for d of
 // simulated time, sending 64 KiB chunks, and returns the window.
 func (p pathModel) run(w *SendWindow, d time.Duration) *SendWindow {
-	now := time.Unix(0, 0)
+	return p.runFrom(w, time.Unix(0, 0), d)
+}
+
+// runFrom is run from the simulated time now.
+func (p pathModel) runFrom(w *SendWindow, now time.Time, d time.Duration) *SendWindow {
 	var acked float64
-	// The channel's opening exchange, on an idle association, gives the
-	// first round-trip time: the base one.
-	w.Observe(now, 0, p.baseRTT)
+	// The upload starts on a channel with nothing in flight: the round
+	// trip is the base one.
+	w.NoteRTT(now, p.baseRTT)
 	w.Start(now, 0)
 	for end := now.Add(d); now.Before(end); {
 		// In flight: between the resume mark and the window plus the
@@ -185,5 +189,25 @@ func TestSendWindowMessageLimit(t *testing.T) {
 	fixed := NewSendWindow(1<<20, 1<<20, 256<<10)
 	if got := fixed.MessageLimit(1<<20-100, DefaultMaxMessageSize); got != DefaultMaxMessageSize {
 		t.Errorf("fixed window: MessageLimit = %d, want %d", got, DefaultMaxMessageSize)
+	}
+}
+
+// A path whose round trip grows is followed: the lowest round trip of an
+// old path expires, instead of sizing the window for a round trip that is
+// gone, which would limit the rate, shrink the window, and so on down.
+func TestSendWindowRTTGrows(t *testing.T) {
+	w := NewSendWindow(DefaultMinHighWaterMark, DefaultHighWaterMark, DefaultLowWaterMark)
+	// 20 ms at 4 MB/s for a minute: about 2 x 80 KB.
+	pathModel{20 * time.Millisecond, 4e6}.run(w, time.Minute)
+	before := w.HighWater()
+	// Then the path moves to a 100 ms route at the same rate: the
+	// window needs 2 x 400 KB.
+	w = pathModel{100 * time.Millisecond, 4e6}.runFrom(w, time.Unix(60, 0), 2*minRTTWindow+10*time.Second)
+	t.Logf("window %d at 20 ms, %d after %v at 100 ms", before, w.HighWater(), 2*minRTTWindow+10*time.Second)
+	if h := w.HighWater(); h < 600e3 {
+		t.Fatalf("window %d after the round trip grew to 100 ms at 4 MB/s, want about 800 KB", h)
+	}
+	if before > 250e3 {
+		t.Fatalf("window %d at 20 ms and 4 MB/s, want about 160 KB", before)
 	}
 }

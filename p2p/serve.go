@@ -38,8 +38,9 @@ const (
 	// DefaultLookupTimeout bounds a SegmentSource lookup, leaving time for
 	// the header to reach the browser within its 2 s inactivity timer.
 	DefaultLookupTimeout = 1500 * time.Millisecond
-	// DefaultHighWaterMark is the BufferedAmount above which an upload
-	// pauses.
+	// DefaultHighWaterMark is the largest send window (the most an upload
+	// keeps buffered), and the BufferedAmount above which announcements
+	// and Absent replies wait for the peer to read.
 	DefaultHighWaterMark = 1 << 20
 	// DefaultLowWaterMark is the BufferedAmountLowThreshold at which a
 	// paused upload resumes when the window is fixed.
@@ -634,7 +635,9 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 		return s.sendAbsent(ctx, req) && s.announces(req.ID)
 	}
 	payload := data[req.ByteFrom:]
-	s.window.Start(time.Now(), s.acked())
+	now := time.Now()
+	s.window.NoteRTT(now, s.srtt())
+	s.window.Start(now, s.acked())
 	s.applyWindow(s.window.SetFloor(s.windowShare()))
 	header := SegmentData{ID: req.ID, Size: int64(len(payload)), RequestID: req.RequestID}
 	if err := s.sendCommand(header); err != nil {
@@ -694,6 +697,11 @@ func (s *UploadSession) sendAbsent(ctx context.Context, req SegmentRequest) bool
 	return true
 }
 
+// minStallProgress is the least a paused upload's peer must acknowledge
+// within the stall timeout: 16 KiB in 4 s is 32 kbit/s, far below any
+// video, and far above a trickle of packets.
+const minStallProgress = 16 << 10
+
 // errStalled reports an upload abandoned by flow control.
 var errStalled = errors.New("upload stalled by flow control")
 
@@ -723,8 +731,10 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 			return ctx.Err()
 		}
 		// Acknowledged bytes, not the buffered amount, since an
-		// announcement sent meanwhile adds to the buffer.
-		if a := s.acked(); a > acked {
+		// announcement sent meanwhile adds to the buffer; and at least
+		// minStallProgress of them, so that a peer cannot hold the
+		// upload slot by acknowledging a packet now and then.
+		if a := s.acked(); a >= acked+minStallProgress {
 			acked, progress = a, time.Now()
 		} else if time.Since(progress) >= s.opts.StallTimeout {
 			return fmt.Errorf("p2p: upload: nothing acknowledged for %v: %w", s.opts.StallTimeout, errStalled)
@@ -736,12 +746,17 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 // smoothed round-trip time and the upload's share of the shared window to
 // the send window.
 func (s *UploadSession) resizeWindow() {
-	srtt := time.Duration(s.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
 	floorMoved := s.window.SetFloor(s.windowShare())
-	s.applyWindow(s.window.Observe(time.Now(), s.acked(), srtt) || floorMoved)
+	s.applyWindow(s.window.Observe(time.Now(), s.acked(), s.srtt()) || floorMoved)
 }
 
-// windowShare is this upload's share of opts.SharedWindow.
+// srtt is the SCTP association's smoothed round-trip time (0: none yet).
+func (s *UploadSession) srtt() time.Duration {
+	return time.Duration(s.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
+}
+
+// windowShare is this upload's share of opts.SharedWindow. Without a
+// budget there is no count of the others, and the share is all of it.
 func (s *UploadSession) windowShare() uint64 {
 	return s.opts.SharedWindow / uint64(max(1, s.opts.Budget.Running()))
 }

@@ -721,16 +721,17 @@ func TestServeStallTimeout(t *testing.T) {
 }
 
 // A peer that reads slowly but steadily is not stalled, however long the
-// window takes to drain: with a fixed 1 MiB window and a client reading
-// about 1.3 MB/s, each pause lasts longer than the 300 ms stall timeout,
-// yet bytes are acknowledged throughout, and the upload completes.
+// window takes to drain: with a fixed 1 MiB window resuming at 64 KiB and
+// a client reading about 0.8 MB/s, each pause lasts longer than the 1 s
+// stall timeout, yet bytes are acknowledged throughout, and the upload
+// completes.
 func TestServeSlowProgressIsNotAStall(t *testing.T) {
-	const size = 3 << 20
+	const size = 2 << 20
 	data := serveTestData(size)
-	opts := UploadOptions{MinHighWaterMark: DefaultHighWaterMark, StallTimeout: 300 * time.Millisecond}
+	opts := UploadOptions{MinHighWaterMark: DefaultHighWaterMark, LowWaterMark: 64 << 10, StallTimeout: time.Second}
 	h := newServeHarness(t, serveTestSource(map[int64][]byte{1: data}), opts, []int64{1})
 	h.nextCommand()
-	h.payloadDelay.Store(int64(50 * time.Millisecond))
+	h.payloadDelay.Store(int64(80 * time.Millisecond))
 	h.send(SegmentRequest{ID: 1, RequestID: 1})
 	began := time.Now()
 	if got, _ := h.receiveSegment(1, 1); !bytes.Equal(got, data) {

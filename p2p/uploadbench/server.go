@@ -102,14 +102,6 @@ func (s *server) answer(group string, offer webrtc.SessionDescription) (webrtc.S
 		if p.closed {
 			return
 		}
-		if os.Getenv("UB_SRTT") != "" && len(p.raws)+len(p.sessions) == 0 {
-			go func() {
-				for range time.Tick(500 * time.Millisecond) {
-					st := pc.SCTP().Stats()
-					fmt.Fprintf(os.Stderr, "SRTT %.1f ms cwnd %d rwnd %d buffered %d\n", st.SmoothedRoundTripTime*1000, st.CongestionWindow, st.ReceiverWindow, dc.BufferedAmount())
-				}
-			}()
-		}
 		if dc.Label() == rawLabel {
 			p.raws = append(p.raws, newRawSender(dc, s.segs, s.rawWindow(), s.opts))
 			return
@@ -274,6 +266,11 @@ func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow,
 // acknowledged.
 func (r *rawSender) acked() uint64 { return r.sent - min(r.sent, r.dc.BufferedAmount()) }
 
+// srtt is the SCTP association's smoothed round-trip time.
+func (r *rawSender) srtt() time.Duration {
+	return time.Duration(r.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
+}
+
 // share is this sender's share of the shared window, as an
 // UploadSession's.
 func (r *rawSender) share() uint64 {
@@ -318,9 +315,12 @@ func (r *rawSender) send(payload []byte) bool {
 	first := true
 	// The same budget and window floor as the UploadSessions (an
 	// unlimited budget never refuses).
-	r.opts.Budget.TryAcquire()
-	defer r.opts.Budget.Release()
-	r.window.Start(time.Now(), r.acked())
+	if r.opts.Budget.TryAcquire() {
+		defer r.opts.Budget.Release()
+	}
+	now := time.Now()
+	r.window.NoteRTT(now, r.srtt())
+	r.window.Start(now, r.acked())
 	r.applyWindow(r.window.SetFloor(r.share()))
 	for len(payload) > 0 {
 		if r.dc.BufferedAmount() > r.window.HighWater() {
@@ -334,9 +334,8 @@ func (r *rawSender) send(payload []byte) bool {
 				case <-time.After(250 * time.Millisecond):
 				}
 			}
-			srtt := time.Duration(r.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
 			floorMoved := r.window.SetFloor(r.share())
-			r.applyWindow(r.window.Observe(time.Now(), r.acked(), srtt) || floorMoved)
+			r.applyWindow(r.window.Observe(time.Now(), r.acked(), r.srtt()) || floorMoved)
 		}
 		n := min(len(payload), r.window.MessageLimit(r.dc.BufferedAmount(), p2p.DefaultMaxMessageSize))
 		msg := payload[:n]
