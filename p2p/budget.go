@@ -93,6 +93,13 @@ func (b *UploadBudget) Running() int {
 	return b.running
 }
 
+// Share returns total split evenly among the uploads holding a slot (at
+// least one): an upload's share of UploadOptions.SharedWindow. A nil
+// budget counts no other uploads, so the share is all of total.
+func (b *UploadBudget) Share(total uint64) uint64 {
+	return total / uint64(max(1, b.Running()))
+}
+
 // WaitBytes blocks until n bytes may be sent under the byte rate, or ctx
 // ends. The bytes are booked at once, so concurrent uploads queue behind
 // each other; TryAcquire keeps that queue under maxByteBacklog. A wait that

@@ -76,3 +76,20 @@ func TestUploadBudgetRefusesBeyondBacklog(t *testing.T) {
 		t.Error("an upload was refused after the owed bytes were given back")
 	}
 }
+
+func TestUploadBudgetShare(t *testing.T) {
+	var none *UploadBudget
+	if got := none.Share(256 << 10); got != 256<<10 {
+		t.Errorf("nil budget: share %d, want all of it", got)
+	}
+	b := NewUploadBudget(0, 0)
+	if got := b.Share(256 << 10); got != 256<<10 {
+		t.Errorf("no uploads running: share %d, want all of it", got)
+	}
+	for range 4 {
+		b.TryAcquire()
+	}
+	if got := b.Share(256 << 10); got != 64<<10 {
+		t.Errorf("4 uploads running: share %d, want a quarter", got)
+	}
+}

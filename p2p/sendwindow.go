@@ -1,6 +1,10 @@
 package p2p
 
-import "time"
+import (
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
 
 // SendWindow decides how many bytes an upload keeps buffered in its data
 // channel, from the rate at which the peer acknowledges them and the SCTP
@@ -197,4 +201,10 @@ func (w *SendWindow) MessageLimit(buffered uint64, maxMessage int) int {
 	high := w.HighWater()
 	room := int64(high) - int64(min(buffered, high))
 	return int(min(max(room, minMessage), int64(maxMessage)))
+}
+
+// SmoothedRTT returns the smoothed round-trip time of dc's SCTP
+// association, the sample SendWindow sizes by (0 before the first).
+func SmoothedRTT(dc *webrtc.DataChannel) time.Duration {
+	return time.Duration(dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
 }

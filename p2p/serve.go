@@ -751,15 +751,10 @@ func (s *UploadSession) resizeWindow() {
 }
 
 // srtt is the SCTP association's smoothed round-trip time (0: none yet).
-func (s *UploadSession) srtt() time.Duration {
-	return time.Duration(s.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
-}
+func (s *UploadSession) srtt() time.Duration { return SmoothedRTT(s.dc) }
 
-// windowShare is this upload's share of opts.SharedWindow. Without a
-// budget there is no count of the others, and the share is all of it.
-func (s *UploadSession) windowShare() uint64 {
-	return s.opts.SharedWindow / uint64(max(1, s.opts.Budget.Running()))
-}
+// windowShare is this upload's share of opts.SharedWindow.
+func (s *UploadSession) windowShare() uint64 { return s.opts.Budget.Share(s.opts.SharedWindow) }
 
 // applyWindow publishes a changed window and moves the channel's low-water
 // threshold with it.

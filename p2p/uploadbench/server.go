@@ -266,17 +266,8 @@ func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow,
 // acknowledged.
 func (r *rawSender) acked() uint64 { return r.sent - min(r.sent, r.dc.BufferedAmount()) }
 
-// srtt is the SCTP association's smoothed round-trip time.
-func (r *rawSender) srtt() time.Duration {
-	return time.Duration(r.dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
-}
-
-// share is this sender's share of the shared window, as an
-// UploadSession's.
-func (r *rawSender) share() uint64 {
-	return r.opts.SharedWindow / uint64(max(1, r.opts.Budget.Running()))
-}
-
+// applyWindow moves the channel's low-water threshold with a changed
+// window.
 func (r *rawSender) applyWindow(changed bool) {
 	if changed {
 		r.dc.SetBufferedAmountLowThreshold(r.window.LowWater())
@@ -319,9 +310,9 @@ func (r *rawSender) send(payload []byte) bool {
 		defer r.opts.Budget.Release()
 	}
 	now := time.Now()
-	r.window.NoteRTT(now, r.srtt())
+	r.window.NoteRTT(now, p2p.SmoothedRTT(r.dc))
 	r.window.Start(now, r.acked())
-	r.applyWindow(r.window.SetFloor(r.share()))
+	r.applyWindow(r.window.SetFloor(r.opts.Budget.Share(r.opts.SharedWindow)))
 	for len(payload) > 0 {
 		if r.dc.BufferedAmount() > r.window.HighWater() {
 			for r.dc.BufferedAmount() > r.window.HighWater() {
@@ -334,8 +325,8 @@ func (r *rawSender) send(payload []byte) bool {
 				case <-time.After(250 * time.Millisecond):
 				}
 			}
-			floorMoved := r.window.SetFloor(r.share())
-			r.applyWindow(r.window.Observe(time.Now(), r.acked(), r.srtt()) || floorMoved)
+			floorMoved := r.window.SetFloor(r.opts.Budget.Share(r.opts.SharedWindow))
+			r.applyWindow(r.window.Observe(time.Now(), r.acked(), p2p.SmoothedRTT(r.dc)) || floorMoved)
 		}
 		n := min(len(payload), r.window.MessageLimit(r.dc.BufferedAmount(), p2p.DefaultMaxMessageSize))
 		msg := payload[:n]
