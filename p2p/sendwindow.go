@@ -23,8 +23,8 @@ import (
 // round-trip time seen. Uploads resume at half the window, so about one
 // bandwidth-delay product stays in flight while the sender waits to be
 // woken, and messages shrink to the room left in the window
-// (MessageLimit). While the window limits the rate, each resize grows it by about
-// half, until the path does. The window stays within [min, max].
+// (MessageLimit). While the window limits the rate, each resize grows it
+// by about half, until the path does. The window stays within [min, max].
 //
 // A sender that knows better can raise the window with SetFloor. A peer
 // well under a millisecond away is the case: its round trip under load is
@@ -39,8 +39,7 @@ import (
 // so a path whose round trip grows (a new candidate pair, a relay) is
 // followed within a minute instead of spiralling the window down. A peer
 // whose early samples already queue behind other uploads sees a higher
-// minimum and keeps a larger window, at most max, the fixed window used
-// before.
+// minimum and keeps a larger window, at most max.
 //
 // UploadSession uses one per session; it is exported for other senders
 // over pion data channels (p2p/uploadbench's raw mode). A SendWindow is
