@@ -1,10 +1,6 @@
 package p2p
 
-import (
-	"time"
-
-	"github.com/pion/webrtc/v4"
-)
+import "time"
 
 // SendWindow decides how many bytes an upload keeps buffered in its data
 // channel, from the rate at which the peer acknowledges them and the SCTP
@@ -41,9 +37,8 @@ import (
 // whose early samples already queue behind other uploads sees a higher
 // minimum and keeps a larger window, at most max.
 //
-// UploadSession uses one per session; it is exported for other senders
-// over pion data channels (p2p/uploadbench's raw mode). A SendWindow is
-// not safe for concurrent use.
+// ChannelWindow drives one from a pion data channel. A SendWindow is not
+// safe for concurrent use.
 type SendWindow struct {
 	min, max uint64
 	fixedLow uint64        // the low mark of a fixed window
@@ -200,10 +195,4 @@ func (w *SendWindow) MessageLimit(buffered uint64, maxMessage int) int {
 	high := w.HighWater()
 	room := int64(high) - int64(min(buffered, high))
 	return int(min(max(room, minMessage), int64(maxMessage)))
-}
-
-// SmoothedRTT returns the smoothed round-trip time of dc's SCTP
-// association, the sample SendWindow sizes by (0 before the first).
-func SmoothedRTT(dc *webrtc.DataChannel) time.Duration {
-	return time.Duration(dc.Transport().Stats().SmoothedRoundTripTime * float64(time.Second))
 }

@@ -247,11 +247,7 @@ type UploadSession struct {
 	pending *SegmentRequest
 	current *activeUpload
 
-	window     *SendWindow   // used by the run goroutine only
-	windowHigh atomic.Uint64 // window.HighWater(), for SendWindow
-	// sent counts every byte handed to the data channel, so that sent
-	// minus BufferedAmount is what the peer has acknowledged.
-	sent atomic.Uint64
+	window *ChannelWindow // flow control of the uploads
 
 	stats uploadCounters
 }
@@ -281,11 +277,9 @@ func NewUploadSession(dc *webrtc.DataChannel, src SegmentSource, ids []int64, op
 		lowWater: make(chan struct{}, 1),
 		joiner:   NewJoiner(opts.MaxCommandSize),
 		tokens:   float64(opts.RequestBurst),
-		window:   NewSendWindow(opts.MinHighWaterMark, opts.HighWaterMark, opts.LowWaterMark),
+		window:   NewChannelWindow(dc, opts),
 	}
 	s.announced, _ = BuildAnnouncement(ids, nil)
-	s.windowHigh.Store(s.window.HighWater())
-	dc.SetBufferedAmountLowThreshold(s.window.LowWater())
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case s.lowWater <- struct{}{}:
@@ -386,20 +380,13 @@ func (s *UploadSession) sendCommand(cmd Command) error {
 		return fmt.Errorf("encode %v: %w", cmd.Type(), err)
 	}
 	for _, f := range frames {
-		s.sent.Add(uint64(len(f)))
+		s.window.Sending(len(f))
 		if err := s.dc.Send(f); err != nil {
 			s.stats.sendErrors.Add(1)
 			return fmt.Errorf("send %v: %w", cmd.Type(), err)
 		}
 	}
 	return nil
-}
-
-// acked reports how many bytes handed to the channel the peer has
-// acknowledged.
-func (s *UploadSession) acked() uint64 {
-	sent, buffered := s.sent.Load(), s.dc.BufferedAmount()
-	return sent - min(sent, buffered)
 }
 
 // handleMessage runs on pion's read loop for every incoming message. It
@@ -635,10 +622,7 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 		return s.sendAbsent(ctx, req) && s.announces(req.ID)
 	}
 	payload := data[req.ByteFrom:]
-	now := time.Now()
-	s.window.NoteRTT(now, s.srtt())
-	s.window.Start(now, s.acked())
-	s.applyWindow(s.window.SetFloor(s.windowShare()))
+	s.window.Begin()
 	header := SegmentData{ID: req.ID, Size: int64(len(payload)), RequestID: req.RequestID}
 	if err := s.sendCommand(header); err != nil {
 		s.cancel()
@@ -649,12 +633,12 @@ func (s *UploadSession) serve(ctx context.Context, req SegmentRequest) (absentAn
 			s.stats.aborted.Add(1)
 			return
 		}
-		n := NextChunk(payload, s.window.MessageLimit(s.dc.BufferedAmount(), s.opts.MaxMessageSize))
+		n := NextChunk(payload, s.window.MessageLimit(s.opts.MaxMessageSize))
 		if err := s.opts.Budget.WaitBytes(ctx, n); err != nil {
 			s.stats.aborted.Add(1)
 			return
 		}
-		s.sent.Add(uint64(n))
+		s.window.Sending(n)
 		if err := s.dc.Send(payload[:n]); err != nil {
 			s.stats.sendErrors.Add(1)
 			s.stats.aborted.Add(1)
@@ -712,14 +696,14 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 	if s.dc.BufferedAmount() <= s.window.HighWater() {
 		return ctx.Err()
 	}
-	defer s.resizeWindow()
+	defer s.window.Paused()
 	// The poll guards against a low-water event that pion skips, for
 	// example when the amount drains while the handler is being set, and
 	// watches for progress: a slow peer that still acknowledges bytes is
 	// not stalled, however long the window takes to drain.
 	poll := time.NewTicker(max(time.Millisecond, min(250*time.Millisecond, s.opts.StallTimeout/2)))
 	defer poll.Stop()
-	acked, progress := s.acked(), time.Now()
+	acked, progress := s.window.Acked(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -734,7 +718,7 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 		// announcement sent meanwhile adds to the buffer; and at least
 		// minStallProgress of them, so that a peer cannot hold the
 		// upload slot by acknowledging a packet now and then.
-		if a := s.acked(); a >= acked+minStallProgress {
+		if a := s.window.Acked(); a >= acked+minStallProgress {
 			acked, progress = a, time.Now()
 		} else if time.Since(progress) >= s.opts.StallTimeout {
 			return fmt.Errorf("p2p: upload: nothing acknowledged for %v: %w", s.opts.StallTimeout, errStalled)
@@ -742,29 +726,6 @@ func (s *UploadSession) waitForRoom(ctx context.Context) error {
 	}
 }
 
-// resizeWindow feeds the bytes acknowledged so far, the association's
-// smoothed round-trip time and the upload's share of the shared window to
-// the send window.
-func (s *UploadSession) resizeWindow() {
-	floorMoved := s.window.SetFloor(s.windowShare())
-	s.applyWindow(s.window.Observe(time.Now(), s.acked(), s.srtt()) || floorMoved)
-}
-
-// srtt is the SCTP association's smoothed round-trip time (0: none yet).
-func (s *UploadSession) srtt() time.Duration { return SmoothedRTT(s.dc) }
-
-// windowShare is this upload's share of opts.SharedWindow.
-func (s *UploadSession) windowShare() uint64 { return s.opts.Budget.Share(s.opts.SharedWindow) }
-
-// applyWindow publishes a changed window and moves the channel's low-water
-// threshold with it.
-func (s *UploadSession) applyWindow(changed bool) {
-	if changed {
-		s.windowHigh.Store(s.window.HighWater())
-		s.dc.SetBufferedAmountLowThreshold(s.window.LowWater())
-	}
-}
-
 // SendWindow reports the session's current send window: the bytes an
 // upload keeps buffered in the channel at most (see SendWindow).
-func (s *UploadSession) SendWindow() uint64 { return s.windowHigh.Load() }
+func (s *UploadSession) SendWindow() uint64 { return s.window.Window() }

@@ -35,7 +35,7 @@
 //     SegmentDataSendingCompleted as the browser does, and asks again;
 //   - raw: each client sends a one-byte request and the server writes the
 //     same segment in messages of at most 65535 bytes with the same
-//     BufferedAmount flow control (a p2p.SendWindow sized as the
+//     BufferedAmount flow control (a p2p.ChannelWindow sized as the
 //     UploadSession's, message sizes included, under the same budget; or
 //     with -raw-window fixed a fixed window of -high-water bytes resuming
 //     at -low-water and 65535-byte messages, the flow control the seeder

@@ -34,13 +34,14 @@ type server struct {
 	groups map[string][]*serverPeer
 }
 
-// rawWindow returns the flow control of a new raw sender.
-func (s *server) rawWindow() *p2p.SendWindow {
-	minHigh := s.opts.MinHighWaterMark
+// rawOptions returns the flow control options of the raw senders: the
+// UploadSessions', or with rawFixed a fixed window.
+func (s *server) rawOptions() p2p.UploadOptions {
+	opts := s.opts
 	if s.rawFixed {
-		minHigh = s.opts.HighWaterMark
+		opts.MinHighWaterMark = opts.HighWaterMark
 	}
-	return p2p.NewSendWindow(minHigh, s.opts.HighWaterMark, s.opts.LowWaterMark)
+	return opts
 }
 
 // serverPeer is one PeerConnection of the server and what runs on it.
@@ -103,7 +104,7 @@ func (s *server) answer(group string, offer webrtc.SessionDescription) (webrtc.S
 			return
 		}
 		if dc.Label() == rawLabel {
-			p.raws = append(p.raws, newRawSender(dc, s.segs, s.rawWindow(), s.opts))
+			p.raws = append(p.raws, newRawSender(dc, s.segs, s.rawOptions()))
 			return
 		}
 		sess, err := p2p.NewUploadSession(dc, s.src, s.ids, s.opts)
@@ -214,9 +215,8 @@ func (s *server) sessionStats(group string) p2p.UploadStats {
 type rawSender struct {
 	dc     *webrtc.DataChannel
 	segs   [][]byte
-	window *p2p.SendWindow // the UploadSession's flow control
-	opts   p2p.UploadOptions
-	sent   uint64 // bytes handed to dc
+	window *p2p.ChannelWindow // the UploadSession's flow control
+	budget *p2p.UploadBudget
 
 	req      chan int      // the pending request (capacity 1)
 	lowWater chan struct{} // BufferedAmount fell to the low mark (capacity 1)
@@ -228,18 +228,17 @@ type rawSender struct {
 	bytesSent atomic.Uint64
 }
 
-func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow, opts p2p.UploadOptions) *rawSender {
+func newRawSender(dc *webrtc.DataChannel, segs [][]byte, opts p2p.UploadOptions) *rawSender {
 	r := &rawSender{
 		dc:       dc,
 		segs:     segs,
-		window:   window,
-		opts:     opts,
+		window:   p2p.NewChannelWindow(dc, opts),
+		budget:   opts.Budget,
 		req:      make(chan int, 1),
 		lowWater: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	dc.SetBufferedAmountLowThreshold(window.LowWater())
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case r.lowWater <- struct{}{}:
@@ -260,18 +259,6 @@ func newRawSender(dc *webrtc.DataChannel, segs [][]byte, window *p2p.SendWindow,
 	dc.OnClose(r.halt)
 	go r.run()
 	return r
-}
-
-// acked reports the bytes handed to the channel that the client has
-// acknowledged.
-func (r *rawSender) acked() uint64 { return r.sent - min(r.sent, r.dc.BufferedAmount()) }
-
-// applyWindow moves the channel's low-water threshold with a changed
-// window.
-func (r *rawSender) applyWindow(changed bool) {
-	if changed {
-		r.dc.SetBufferedAmountLowThreshold(r.window.LowWater())
-	}
 }
 
 func (r *rawSender) halt() { r.stopOnce.Do(func() { close(r.stop) }) }
@@ -306,13 +293,10 @@ func (r *rawSender) send(payload []byte) bool {
 	first := true
 	// The same budget and window floor as the UploadSessions (an
 	// unlimited budget never refuses).
-	if r.opts.Budget.TryAcquire() {
-		defer r.opts.Budget.Release()
+	if r.budget.TryAcquire() {
+		defer r.budget.Release()
 	}
-	now := time.Now()
-	r.window.NoteRTT(now, p2p.SmoothedRTT(r.dc))
-	r.window.Start(now, r.acked())
-	r.applyWindow(r.window.SetFloor(r.opts.Budget.Share(r.opts.SharedWindow)))
+	r.window.Begin()
 	for len(payload) > 0 {
 		if r.dc.BufferedAmount() > r.window.HighWater() {
 			for r.dc.BufferedAmount() > r.window.HighWater() {
@@ -325,10 +309,9 @@ func (r *rawSender) send(payload []byte) bool {
 				case <-time.After(250 * time.Millisecond):
 				}
 			}
-			floorMoved := r.window.SetFloor(r.opts.Budget.Share(r.opts.SharedWindow))
-			r.applyWindow(r.window.Observe(time.Now(), r.acked(), p2p.SmoothedRTT(r.dc)) || floorMoved)
+			r.window.Paused()
 		}
-		n := min(len(payload), r.window.MessageLimit(r.dc.BufferedAmount(), p2p.DefaultMaxMessageSize))
+		n := min(len(payload), r.window.MessageLimit(p2p.DefaultMaxMessageSize))
 		msg := payload[:n]
 		if first && n >= 16 {
 			msg = append([]byte(nil), msg...)
@@ -336,7 +319,7 @@ func (r *rawSender) send(payload []byte) bool {
 			binary.BigEndian.PutUint64(msg[8:], uint64(time.Now().UnixNano()))
 		}
 		first = false
-		r.sent += uint64(n)
+		r.window.Sending(n)
 		if err := r.dc.Send(msg); err != nil {
 			return false
 		}
